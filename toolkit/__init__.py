@@ -1,0 +1,14 @@
+"""Neural Collage Toolkit: label swap (sCBN) and feature blending inside pretrained GANs.
+
+Public API (stable names; the app, the CLI and the tests all use these):
+`load_generator`, `render`, `LabelSwap`, `Blend`, `sample_latents`, `sample_classes`.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .engine import Blend, LabelSwap, render
+from .sampling import sample_classes, sample_latents
+from .loading import load_generator
+
+__all__ = ["__version__", "load_generator", "render", "LabelSwap", "Blend", "sample_latents", "sample_classes"]

@@ -1,0 +1,233 @@
+"""Every weight load lives here: format detection, safe deserialisation, strict key/shape checks.
+
+Safety: safetensors and NumPy `.npz` (with `allow_pickle=False`) carry no code; PyTorch files
+are read with `torch.load(weights_only=True, map_location="cpu")`, which refuses to unpickle
+arbitrary objects. Nothing here downloads anything.
+
+Formats:
+- ours: a `.safetensors` file whose metadata holds `{"format": "neural-collage-toolkit",
+  "architecture": ..., "config": <json>}`; the model rebuilds itself from the file.
+- Chainer SNGAN-projection `ResNetGenerator_*.npz` (the paper's released weights).
+- PyTorch DCGAN state dicts (`netG_state_dict` inside a `torch.save` file).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+FORMAT_TAG = "neural-collage-toolkit"
+
+
+class CheckpointError(ValueError):
+    """A weights file that cannot be loaded; the message says what, where and how to fix it."""
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def state_sha256(state: dict[str, torch.Tensor]) -> str:
+    """Content hash of a state dict (names, dtypes, shapes, bytes), for models built in code."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def torch_load(path: str | os.PathLike):
+    """`torch.load` that never executes pickled code."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - re-raised with the file named
+        raise CheckpointError(f"{path}: not a loadable PyTorch weights file ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:300]}). Only tensors are read (weights_only=True); "
+                              "convert pickles that carry code with `python -m toolkit convert`.") from e
+
+
+def check_state(expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor], source: str) -> None:
+    """Strict comparison of keys and shapes with a readable report."""
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    misshaped = [(k, tuple(got[k].shape), tuple(expected[k].shape))
+                 for k in sorted(set(expected) & set(got)) if tuple(got[k].shape) != tuple(expected[k].shape)]
+    if not (missing or unexpected or misshaped):
+        return
+    lines = [f"{source}: the weights do not match the model"]
+    def listing(title, items):
+        if items:
+            lines.append(f"  {title} ({len(items)}): " + ", ".join(items[:12]) + (" …" if len(items) > 12 else ""))
+    listing("missing keys", missing)
+    listing("unexpected keys", unexpected)
+    listing("misshaped", [f"{k} has {g}, expected {e}" for k, g, e in misshaped])
+    lines.append("  Is this the right file for this architecture, and is it complete?")
+    raise CheckpointError("\n".join(lines))
+
+
+def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    expected = module.state_dict()
+    check_state(expected, state, source)
+    module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+
+
+# -- our format --------------------------------------------------------------------------------
+def save_generator(gen, path: str | os.PathLike, dtype: torch.dtype | None = None, extra: dict | None = None) -> None:
+    """Atomically write `gen` (weights + architecture + config) as safetensors. `dtype=torch.float16`
+    halves the file; it is widened back to float32 on load."""
+    from safetensors.torch import save_file
+    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
+             for k, v in gen.state_dict().items()}
+    meta = {"format": FORMAT_TAG, "architecture": gen.architecture, "config": json.dumps(gen.config_dict())}
+    meta.update({k: str(v) for k, v in (extra or {}).items()})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _load_ours(path: Path):
+    from safetensors import safe_open
+    from .generators import ARCHITECTURES
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    if meta.get("format") != FORMAT_TAG:
+        raise CheckpointError(f"{path}: a safetensors file without our metadata (format={meta.get('format')!r}); "
+                              "save models with toolkit.checkpoints.save_generator")
+    arch = meta.get("architecture")
+    if arch not in ARCHITECTURES:
+        raise CheckpointError(f"{path}: unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
+    cls, cfg_cls = ARCHITECTURES[arch]
+    try:
+        cfg = cfg_cls(**json.loads(meta["config"]))
+    except (KeyError, TypeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: bad config in metadata ({e})") from e
+    gen = cls(cfg)
+    load_state_strict(gen, state, str(path))
+    return gen
+
+
+# -- Chainer SNGAN-projection (.npz) -------------------------------------------------------------
+_CHAINER_LEAF = {"W": "weight", "b": "bias", "gamma": "weight", "beta": "bias",
+                 "avg_mean": "running_mean", "avg_var": "running_var"}
+
+
+def chainer_to_torch(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """Chainer key layout → our parameter names. Layouts match PyTorch's, so no transposes."""
+    out = {}
+    for key, arr in arrays.items():
+        parts = key.split("/")
+        if parts[-1] == "N":            # Chainer's BN update counters carry no weights
+            continue
+        if parts[-2:] in (["gammas", "W"], ["betas", "W"]):
+            name = ".".join(parts[:-1])
+        else:
+            if parts[-1] not in _CHAINER_LEAF:
+                raise CheckpointError(f"unexpected Chainer array {key!r} (shape {arr.shape})")
+            name = ".".join(parts[:-1] + [_CHAINER_LEAF[parts[-1]]])
+        out[name] = torch.from_numpy(np.ascontiguousarray(arr))
+    return out
+
+
+def _strip_prefix(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Snapshots of a whole trainer prefix the generator (e.g. `updater/model:gen/`)."""
+    heads = [k[: -len("l1/W")] for k in arrays if k.endswith("l1/W")]
+    if len(heads) == 1 and heads[0]:
+        return {k[len(heads[0]):]: v for k, v in arrays.items() if k.startswith(heads[0])}
+    return arrays
+
+
+def sngan_config_from_chainer(arrays: dict[str, np.ndarray], source: str):
+    from .generators.sngan import SNGANConfig
+    if "l1/W" not in arrays:
+        raise CheckpointError(f"{source}: no 'l1/W' array: not an SNGAN-projection ResNetGenerator file")
+    blocks = sorted({int(m.group(1)) for k in arrays if (m := re.match(r"block(\d+)/", k))})
+    if not blocks or blocks != list(range(2, blocks[-1] + 1)):
+        raise CheckpointError(f"{source}: expected consecutive blocks block2…blockN, found {blocks}")
+    def need(k):
+        if k not in arrays:
+            raise CheckpointError(f"{source}: missing array {k!r}; the file looks truncated or is another model")
+        return arrays[k]
+    chans = [need(f"block{blocks[0]}/c1/W").shape[1]]
+    for i in blocks:
+        chans.append(need(f"block{i}/c1/W").shape[0])
+    l1 = need("l1/W")
+    bw = int(round((l1.shape[0] / chans[0]) ** 0.5))
+    g = arrays.get(f"block{blocks[0]}/b1/gammas/W")
+    return SNGANConfig(z_dim=int(l1.shape[1]), n_classes=int(g.shape[0]) if g is not None else 0,
+                       bottom_width=bw, channels=[int(c) for c in chans])
+
+
+def _load_chainer(path: Path):
+    from .generators.sngan import SNGANGenerator
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:  # noqa: BLE001
+        raise CheckpointError(f"{path}: cannot read as a NumPy .npz archive ({type(e).__name__}: {e}); "
+                              "is the file complete?") from e
+    arrays = _strip_prefix(arrays)
+    cfg = sngan_config_from_chainer(arrays, str(path))
+    if cfg.n_classes == 143:
+        from .data import dogs_and_cats_names
+        cfg.class_names = dogs_and_cats_names()
+    gen = SNGANGenerator(cfg)
+    load_state_strict(gen, chainer_to_torch(arrays), str(path))
+    return gen
+
+
+# -- PyTorch DCGAN ---------------------------------------------------------------------------------
+def load_dcgan_state(path: Path):
+    from .generators.dcgan import DCGANConfig, DCGANGenerator
+    obj = torch_load(path)
+    state = obj.get("netG_state_dict", obj) if isinstance(obj, dict) else None
+    if not isinstance(state, dict) or "main.0.weight" not in state:
+        raise CheckpointError(f"{path}: expected a DCGAN generator state dict (key 'main.0.weight' "
+                              "or a dict with 'netG_state_dict')")
+    w0 = state["main.0.weight"]   # [nz, 8*ngf, 4, 4]
+    gen = DCGANGenerator(DCGANConfig(z_dim=int(w0.shape[0]), ngf=int(w0.shape[1]) // 8,
+                                     n_channels=int(state["main.12.weight"].shape[1]) if "main.12.weight" in state else 3))
+    load_state_strict(gen, state, str(path))
+    return gen
+
+
+# -- detection ------------------------------------------------------------------------------------
+# Later architectures register (predicate, loader) pairs here; first match wins.
+LOADERS: list[tuple[Callable[[Path], bool], Callable[[Path], object]]] = [
+    (lambda p: p.is_file() and p.suffix == ".safetensors", _load_ours),
+    (lambda p: p.is_file() and p.suffix == ".npz", _load_chainer),
+    (lambda p: p.is_file() and p.suffix in (".tar", ".pt", ".pth", ".bin"), load_dcgan_state),
+]
+
+
+def load_file(path: str | os.PathLike):
+    """Load a generator from a file or directory in any supported format (on CPU, float32)."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such file or directory")
+    for matches, loader in LOADERS:
+        if matches(p):
+            gen = loader(p)
+            gen.model_sha256 = sha256_file(p) if p.is_file() else getattr(gen, "model_sha256", None)
+            return gen
+    raise CheckpointError(f"{p}: unrecognised weights format; supported: our .safetensors, Chainer "
+                          "SNGAN .npz, PyTorch DCGAN .pt/.tar, and the formats listed in the README")

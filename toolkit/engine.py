@@ -1,0 +1,262 @@
+"""The collage engine: runs a generator's stage loop and applies label swap and feature blending.
+
+One batched pass per call. Rows of the batch are variants; each may have its own swap map,
+swap classes, stage range, references, masks and strengths. Reference streams are stacked
+under the source rows in the same batch (one kernel launch per layer for all streams) and
+ordered so the streams that stop earliest sit at the bottom: dropping a finished stream is a
+slice, not a copy. Semantics are those of DESIGN.md ("Edit semantics"); they must match the
+original Neural Collage code, so change them only with a parity test.
+
+`run_stages` is also the plain `forward` of every generator, so edits cannot drift from the
+model. It does no I/O and never mutates the generator.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence, Union
+
+import torch
+
+from .layers import Condition
+from .masks import resize_weights
+
+StageSpec = Union[None, range, Sequence[int], Sequence[Union[range, None]]]
+_TOL = 1e-5
+
+
+@dataclass
+class LabelSwap:
+    """Swap regions to other classes (spatial class-conditional BN).
+
+    classes: K class ids or names, or a `[B, K]` tensor of ids (per-variant classes).
+    weights: `[K, H, W]` or `[B, K, H, W]` in [0, 1], summing to ≤ 1 per pixel; the rest of
+             each pixel's weight stays with the variant's base class. Any resolution: the engine
+             resizes per layer (area average when shrinking, nearest when growing).
+    stages:  which stages use the swap: `None` (all), a `range`/list of stage indices, or one
+             such entry per variant. The stem counts as part of stage 0 (it matters for models
+             whose stem is class-conditioned, such as BigGAN).
+    """
+    classes: Union[Sequence[Union[int, str]], torch.Tensor]
+    weights: torch.Tensor
+    stages: StageSpec = None
+
+
+@dataclass
+class Blend:
+    """One reference per variant whose features are pasted into the source inside `mask`.
+
+    z: `[B, z_dim]` reference latents; y: optional reference classes `[B]` (default: the base class).
+    mask: `[H, W]` or `[B, H, W]` in [0, 1]. strength: one float per blend point (after the stem,
+    then after each stage), as a sequence `[P]` or a tensor `[P]`/`[B, P]`.
+    """
+    z: torch.Tensor
+    mask: torch.Tensor
+    strength: Union[Sequence[float], torch.Tensor]
+    y: Union[torch.Tensor, Sequence, None] = None
+
+
+# -- helpers for stage states that are a tensor or a tuple of tensors (e.g. features + RGB skip) --
+def _map(h, fn):
+    return tuple(fn(t) for t in h) if isinstance(h, tuple) else fn(h)
+
+
+def _first(h) -> torch.Tensor:
+    return h[0] if isinstance(h, tuple) else h
+
+
+def _active_stages(stages: StageSpec, n_stages: int, batch: int) -> torch.Tensor:
+    """`[B, S]` bool: which stages use the swap, per variant."""
+    def row(spec) -> torch.Tensor:
+        r = torch.zeros(n_stages, dtype=torch.bool)
+        idx = range(n_stages) if spec is None else spec
+        for i in idx:
+            if not -n_stages <= int(i) < n_stages:
+                raise ValueError(f"label swap stage {i} is out of range: this model has stages 0..{n_stages - 1}")
+            r[int(i)] = True
+        return r
+    per_variant = (isinstance(stages, (list, tuple)) and len(stages) > 0
+                   and all(s is None or isinstance(s, (range, list, tuple)) for s in stages))
+    if per_variant:
+        if len(stages) != batch:
+            raise ValueError(f"per-variant label swap stages: got {len(stages)} entries for a batch of {batch}")
+        return torch.stack([row(s) for s in stages])
+    return row(stages).expand(batch, n_stages)
+
+
+def _batch(t: torch.Tensor, dims: int, batch: int, what: str) -> torch.Tensor:
+    """Broadcast a per-batch tensor with `dims` trailing dims to a leading batch dimension."""
+    if t.dim() == dims:
+        return t.unsqueeze(0).expand(batch, *t.shape)
+    if t.dim() == dims + 1 and t.shape[0] in (1, batch):
+        return t.expand(batch, *t.shape[1:])
+    raise ValueError(f"{what} has shape {list(t.shape)}; expected {dims} dims or a leading batch of {batch}")
+
+
+def _swap_components(gen, swap: LabelSwap, base_cv: torch.Tensor, dev) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class vectors `[B, 1+K, C]` (base first) and mixture weights `[B, 1+K, H, W]`."""
+    b = base_cv.shape[0]
+    cls = swap.classes
+    if not torch.is_tensor(cls):
+        cls = torch.tensor([gen.class_index(c) for c in cls])
+    cls = _batch(cls.long(), 1, b, "label swap classes").to(dev)
+    w = torch.as_tensor(swap.weights, dtype=torch.float32).to(dev)
+    w = _batch(w, 3, b, "label swap weights")
+    if w.shape[1] != cls.shape[1]:
+        raise ValueError(f"label swap has {cls.shape[1]} classes but {w.shape[1]} weight maps")
+    if w.min() < -_TOL or w.max() > 1 + _TOL:
+        raise ValueError("label swap weights must lie in [0, 1]")
+    total = w.sum(1, keepdim=True)
+    if total.max() > 1 + _TOL:
+        raise ValueError(f"label swap weights sum to {total.max().item():.3f} > 1 at some pixel; "
+                         "overlapping regions must share the pixel (e.g. 0.5 each)")
+    cv = torch.cat([base_cv[:, None], gen.class_vectors(cls.reshape(-1)).view(b, -1, gen.n_classes)], 1)
+    return cv, torch.cat([1 - total, w], 1)
+
+
+@dataclass
+class _Ref:
+    z: torch.Tensor          # [B, z_dim]
+    cv: torch.Tensor         # [B, C] class vectors
+    mask: torch.Tensor       # [B, H, W]
+    strength: torch.Tensor   # [B, P]
+    last: int                # last blend point with a non-zero strength (-1: never used)
+
+
+def _prepare_refs(gen, blends: Sequence[Blend], base_cv, b, dev) -> list[_Ref]:
+    refs = []
+    p = gen.n_blend_points
+    for j, bl in enumerate(blends):
+        z = torch.as_tensor(bl.z, dtype=torch.float32).to(dev)
+        if z.shape != (b, gen.z_dim):
+            raise ValueError(f"blend {j}: z must be [{b}, {gen.z_dim}], got {list(z.shape)}")
+        cv = base_cv if bl.y is None else gen.class_vectors(bl.y)
+        mask = _batch(torch.as_tensor(bl.mask, dtype=torch.float32).to(dev), 2, b, f"blend {j} mask")
+        if mask.min() < -_TOL or mask.max() > 1 + _TOL:
+            raise ValueError(f"blend {j}: mask values must lie in [0, 1]")
+        s = torch.as_tensor(bl.strength, dtype=torch.float32).to(dev)
+        s = _batch(s, 1, b, f"blend {j} strength")
+        if s.shape[1] != p:
+            raise ValueError(f"blend {j}: {s.shape[1]} strengths given; this model has {p} blend points "
+                             f"(after the stem and after each of its {gen.n_stages} stages)")
+        nz = (s != 0).any(0).nonzero()
+        refs.append(_Ref(z, cv, mask, s, int(nz.max()) if len(nz) else -1))
+    refs = [r for r in refs if r.last >= 0]
+    refs.sort(key=lambda r: -r.last)   # streams that run longest first: finished ones drop off the end
+    for pt in range(p):
+        acc = sum((r.strength[:, pt, None, None] * r.mask for r in refs), torch.zeros((), device=dev))
+        if torch.is_tensor(acc) and acc.dim() and acc.max() > 1 + _TOL:
+            raise ValueError(f"blend strengths × masks sum to {acc.max().item():.3f} > 1 at blend point {pt}; "
+                             "lower the strengths or make the reference masks disjoint")
+    return refs
+
+
+def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
+               blends: Sequence[Blend] = (), truncation: float | None = None, **options) -> torch.Tensor:
+    """The stage loop with edits. Differentiable; `render` is the no-grad public entry."""
+    gen.check_truncation(truncation)
+    unknown = set(options) - set(getattr(gen, "call_options", ()))
+    if unknown:
+        raise TypeError(f"{gen.name_for_errors} does not take option(s) {sorted(unknown)}")
+    dev = gen.device
+    z = torch.as_tensor(z, dtype=torch.float32).to(dev)
+    if z.dim() != 2 or z.shape[1] != gen.z_dim:
+        raise ValueError(f"z must be [B, {gen.z_dim}], got {list(z.shape)}")
+    b = z.shape[0]
+    if gen.n_classes:
+        if y is None:
+            raise ValueError(f"{gen.name_for_errors} is class-conditional: pass a class per sample (y)")
+        base_cv = gen.class_vectors(y)
+        if base_cv.shape[0] != b:
+            raise ValueError(f"got {base_cv.shape[0]} classes for {b} latents")
+    else:
+        if y is not None:
+            raise ValueError(f"{gen.name_for_errors} is unconditional: do not pass classes (y)")
+        if swap is not None:
+            gen.class_index(0)  # raises the "unconditional: use blending" message
+        base_cv = torch.zeros(b, 0, device=dev)
+
+    if swap is not None:
+        src_cv, src_w = _swap_components(gen, swap, base_cv, dev)
+        active = _active_stages(swap.stages, gen.n_stages, b).to(dev)
+    else:
+        src_cv, src_w, active = base_cv[:, None], None, None
+    refs = _prepare_refs(gen, blends, base_cv, b, dev)
+    m = src_cv.shape[1]
+
+    # Stack streams: [source | ref_0 | ref_1 | ...]; references are plain generations.
+    zs = torch.cat([z] + [r.z for r in refs])
+    cvs = torch.cat([src_cv] + [r.cv[:, None].expand(b, m, -1) for r in refs])
+    vectors = gen.embed(zs, cvs)
+    plain = Condition(vectors, None, truncation, options)
+
+    cond_cache: dict = {}
+
+    def cond_for(stage: int) -> Condition:
+        if src_w is None:
+            return plain
+        act = active[:, stage]
+        key = tuple(act.tolist())
+        if not any(key):
+            return plain
+        if key not in cond_cache:
+            e0 = torch.zeros_like(src_w)
+            e0[:, 0] = 1
+            w = torch.where(act[:, None, None, None], src_w, e0)
+            ref_w = e0[:1].expand(b * len(refs), *e0.shape[1:])
+            cond_cache[key] = Condition(vectors, torch.cat([w, ref_w]), truncation, options)
+        return cond_cache[key]
+
+    mask_cache: dict = {}
+
+    def blend(h, point: int):
+        users = [(j, r) for j, r in enumerate(refs) if r.last >= point and bool((r.strength[:, point] != 0).any())]
+        if not users:
+            return h
+
+        def mix(t: torch.Tensor) -> torch.Tensor:
+            size = tuple(t.shape[-2:])
+            src, out_w = t[:b], None
+            acc = None
+            for j, r in users:
+                key = (j, size)
+                if key not in mask_cache:
+                    mask_cache[key] = resize_weights(r.mask, size)[:, None]
+                a = r.strength[:, point, None, None, None] * mask_cache[key]
+                term = a * t[b * (j + 1): b * (j + 2)]
+                acc = term if acc is None else acc + term
+                out_w = a if out_w is None else out_w + a
+            new_src = (1 - out_w) * src + acc
+            if torch.is_grad_enabled():
+                return torch.cat([new_src, t[b:]])
+            t[:b] = new_src
+            return t
+        return _map(h, mix)
+
+    def rows_for(point: int) -> int:
+        return b * (1 + sum(1 for r in refs if r.last >= point))
+
+    n = rows_for(0)
+    c0 = cond_for(0).narrow(n) if gen.n_stages else plain.narrow(n)
+    h = gen.stem(zs[:n], c0)
+    h = blend(h, 0)
+    for s in range(gen.n_stages):
+        n = rows_for(s + 1)
+        h = _map(h, lambda t: t[:n])
+        h = gen.stage(s, h, cond_for(s).narrow(n))
+        h = blend(h, s + 1)
+    h = _map(h, lambda t: t[:b])
+    return gen.head(h)
+
+
+@torch.no_grad()
+def render(generator, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
+           blends: Sequence[Blend] = (), truncation: float | None = None, **options) -> torch.Tensor:
+    """Render a batch of variants: images `[B, 3, H, W]` in [-1, 1] (raw output for models without tanh).
+
+    `y` (class ids, names or soft class vectors) is required for class-conditional models and
+    must be omitted for unconditional ones. No gradients; the generator must be in eval mode.
+    """
+    if generator.training:
+        raise RuntimeError("render() needs the generator in eval mode (batch statistics would leak "
+                           "between variants); call generator.eval() or use toolkit.load_generator")
+    return run_stages(generator, z, y, swap=swap, blends=blends, truncation=truncation, **options)

@@ -1,0 +1,12 @@
+"""Generator architectures, one self-contained file each. `ARCHITECTURES` maps the name stored
+in our checkpoint files to (class, config dataclass) so a file rebuilds its model."""
+from .base import Generator
+from .dcgan import DCGANConfig, DCGANGenerator
+from .sngan import SNGANConfig, SNGANGenerator
+
+ARCHITECTURES: dict[str, tuple[type, type]] = {
+    "sngan": (SNGANGenerator, SNGANConfig),
+    "dcgan": (DCGANGenerator, DCGANConfig),
+}
+
+__all__ = ["Generator", "ARCHITECTURES", "SNGANGenerator", "SNGANConfig", "DCGANGenerator", "DCGANConfig"]
