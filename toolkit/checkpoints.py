@@ -191,7 +191,13 @@ def _load_chainer(path: Path):
         from .data import dogs_and_cats_names
         cfg.class_names = dogs_and_cats_names()
     gen = SNGANGenerator(cfg)
-    load_state_strict(gen, chainer_to_torch(arrays), str(path))
+    state = chainer_to_torch(arrays)
+    # PyTorch's BN keeps a batch counter that Chainer files do not carry (their `N` is ignored);
+    # it plays no part in eval mode.
+    for k, v in gen.state_dict().items():
+        if k.endswith("num_batches_tracked"):
+            state.setdefault(k, torch.zeros_like(v))
+    load_state_strict(gen, state, str(path))
     return gen
 
 
