@@ -215,20 +215,26 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
 
         def mix(t: torch.Tensor) -> torch.Tensor:
             size = tuple(t.shape[-2:])
-            src, out_w = t[:b], None
-            acc = None
+            alphas = []
             for j, r in users:
                 key = (j, size)
                 if key not in mask_cache:
                     mask_cache[key] = resize_weights(r.mask, size)[:, None]
-                a = r.strength[:, point, None, None, None] * mask_cache[key]
-                term = a * t[b * (j + 1): b * (j + 2)]
-                acc = term if acc is None else acc + term
-                out_w = a if out_w is None else out_w + a
-            new_src = (1 - out_w) * src + acc
+                alphas.append((j, r.strength[:, point, None, None, None] * mask_cache[key]))  # [B, 1, h, w]
             if torch.is_grad_enabled():
-                return torch.cat([new_src, t[b:]])
-            t[:b] = new_src
+                src = t[:b] * (1 - sum(a for _, a in alphas))
+                for j, a in alphas:
+                    src = src + a * t[b * (j + 1): b * (j + 2)]
+                return torch.cat([src, t[b:]])
+            # In place on the source rows: (1 − Σ a_j)·h_src + Σ a_j·h_ref_j, without copying the batch.
+            src = t[:b]
+            if len(alphas) == 1:
+                j, a = alphas[0]
+                src.lerp_(t[b * (j + 1): b * (j + 2)], a)
+            else:
+                src.mul_(1 - sum(a for _, a in alphas))
+                for j, a in alphas:
+                    src.addcmul_(a, t[b * (j + 1): b * (j + 2)])
             return t
         return _map(h, mix)
 

@@ -69,16 +69,26 @@ class Condition:
     def project(self, fn: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
         """Apply a map `fn: [N, D] -> [N, C]` that is linear (affine) in the condition.
 
-        Returns `[B, C, 1, 1]` for a per-sample condition, `[B, C, h, w]` for a spatial one.
-        Because fn is affine and the weights sum to one, mixing the outputs equals applying fn
-        to the per-pixel mixed vector.
+        Returns `[B, C, 1, 1]` for a per-sample condition, `[B, C, h, w]` (contiguous NCHW) for a
+        spatial one. Because fn is affine and the weights sum to one, mixing the outputs equals
+        applying fn to the per-pixel mixed vector.
         """
         if self.weights is None:
             p = fn(self.base)
             return p[:, :, None, None]
         b, m, d = self.vectors.shape
-        p = fn(self.vectors.reshape(b * m, d)).view(b, m, -1)
-        return torch.einsum("bmc,bmhw->bchw", p, self.weights_at(size))
+        p = fn(self.vectors.reshape(b * m, d)).view(b, m, -1)          # [B, M, C]
+        w = self.weights_at(size)                                     # [B, M, h, w]
+        # One batched matmul straight into NCHW layout: [B, C, M] @ [B, M, h*w].
+        out = torch.bmm(p.transpose(1, 2), w.reshape(b, m, -1))
+        return out.view(b, -1, *w.shape[-2:])
+
+
+def upsample2x(x: torch.Tensor) -> torch.Tensor:
+    """Nearest-neighbour ×2 upsampling, bit-identical to `F.interpolate(x, scale_factor=2)` but
+    several times faster on CPU (one strided copy instead of the generic kernel)."""
+    b, c, h, w = x.shape
+    return x[:, :, :, None, :, None].expand(b, c, h, 2, w, 2).reshape(b, c, 2 * h, 2 * w)
 
 
 class ConditionalBatchNorm2d(nn.Module):
@@ -101,7 +111,7 @@ class ConditionalBatchNorm2d(nn.Module):
     def forward(self, x: torch.Tensor, cond: Condition) -> torch.Tensor:
         x = F.batch_norm(x, self.running_mean, self.running_var, None, None,
                          self.training, self.momentum, self.eps)
-        size = x.shape[-2:]
-        gamma = cond.project(lambda v: v @ self.gammas, size)
-        beta = cond.project(lambda v: v @ self.betas, size)
-        return torch.addcmul(beta, x, gamma)
+        c = self.num_features
+        # Gain and bias in one projection (one matmul per layer, also for per-pixel conditions).
+        p = cond.project(lambda v: v @ torch.cat([self.gammas, self.betas], 1), x.shape[-2:])
+        return torch.addcmul(p[:, c:], x, p[:, :c], out=torch.empty_like(x))
