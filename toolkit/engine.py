@@ -99,7 +99,7 @@ def _swap_components(gen, swap: LabelSwap, base_cv: torch.Tensor, dev) -> tuple[
     if not torch.is_tensor(cls):
         cls = torch.tensor([gen.class_index(c) for c in cls])
     cls = _batch(cls.long(), 1, b, "label swap classes").to(dev)
-    w = torch.as_tensor(swap.weights, dtype=torch.float32).to(dev)
+    w = torch.as_tensor(swap.weights, dtype=gen.dtype).to(dev)
     w = _batch(w, 3, b, "label swap weights")
     if w.shape[1] != cls.shape[1]:
         raise ValueError(f"label swap has {cls.shape[1]} classes but {w.shape[1]} weight maps")
@@ -126,14 +126,14 @@ def _prepare_refs(gen, blends: Sequence[Blend], base_cv, b, dev) -> list[_Ref]:
     refs = []
     p = gen.n_blend_points
     for j, bl in enumerate(blends):
-        z = torch.as_tensor(bl.z, dtype=torch.float32).to(dev)
+        z = torch.as_tensor(bl.z, dtype=gen.dtype).to(dev)
         if z.shape != (b, gen.z_dim):
             raise ValueError(f"blend {j}: z must be [{b}, {gen.z_dim}], got {list(z.shape)}")
         cv = base_cv if bl.y is None else gen.class_vectors(bl.y)
-        mask = _batch(torch.as_tensor(bl.mask, dtype=torch.float32).to(dev), 2, b, f"blend {j} mask")
+        mask = _batch(torch.as_tensor(bl.mask, dtype=gen.dtype).to(dev), 2, b, f"blend {j} mask")
         if mask.min() < -_TOL or mask.max() > 1 + _TOL:
             raise ValueError(f"blend {j}: mask values must lie in [0, 1]")
-        s = torch.as_tensor(bl.strength, dtype=torch.float32).to(dev)
+        s = torch.as_tensor(bl.strength, dtype=gen.dtype).to(dev)
         s = _batch(s, 1, b, f"blend {j} strength")
         if s.shape[1] != p:
             raise ValueError(f"blend {j}: {s.shape[1]} strengths given; this model has {p} blend points "
@@ -158,7 +158,7 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
     if unknown:
         raise TypeError(f"{gen.name_for_errors} does not take option(s) {sorted(unknown)}")
     dev = gen.device
-    z = torch.as_tensor(z, dtype=torch.float32).to(dev)
+    z = torch.as_tensor(z, dtype=gen.dtype).to(dev)
     if z.dim() != 2 or z.shape[1] != gen.z_dim:
         raise ValueError(f"z must be [B, {gen.z_dim}], got {list(z.shape)}")
     b = z.shape[0]
@@ -173,7 +173,7 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
             raise ValueError(f"{gen.name_for_errors} is unconditional: do not pass classes (y)")
         if swap is not None:
             gen.class_index(0)  # raises the "unconditional: use blending" message
-        base_cv = torch.zeros(b, 0, device=dev)
+        base_cv = torch.zeros(b, 0, device=dev, dtype=gen.dtype)
 
     if swap is not None:
         src_cv, src_w = _swap_components(gen, swap, base_cv, dev)

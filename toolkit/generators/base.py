@@ -51,6 +51,11 @@ class Generator(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """Float32 unless the caller converted the model (half precision is opt-in, never a default)."""
+        return next(self.parameters()).dtype
+
     # -- classes -----------------------------------------------------------------------------
     def class_index(self, c: int | str) -> int:
         """A class id or (case-insensitive) name → id, with close-match suggestions on failure."""
@@ -78,17 +83,17 @@ class Generator(nn.Module):
     def class_vectors(self, y: torch.Tensor | Sequence) -> torch.Tensor:
         """Class ids `[B]` (or names) or soft class vectors `[B, n_classes]` → `[B, n_classes]` float."""
         if not self.n_classes:
-            return torch.zeros(len(y), 0, device=self.device)
+            return torch.zeros(len(y), 0, device=self.device, dtype=self.dtype)
         if not torch.is_tensor(y):
             y = torch.tensor([self.class_index(c) for c in y])
         y = y.to(self.device)
         if y.dim() == 2:
             if y.shape[1] != self.n_classes:
                 raise ValueError(f"soft class vectors must be [B, {self.n_classes}], got {list(y.shape)}")
-            return y.float()
+            return y.to(self.dtype)
         if y.min() < 0 or y.max() >= self.n_classes:
             raise ValueError(f"class ids must be in 0..{self.n_classes - 1}, got {y.tolist()}")
-        return torch.nn.functional.one_hot(y.long(), self.n_classes).float()
+        return torch.nn.functional.one_hot(y.long(), self.n_classes).to(self.dtype)
 
     @property
     def name_for_errors(self) -> str:

@@ -1,0 +1,345 @@
+"""The benchmark suite: throughput of plain generation, label swap and blending, as ratios to
+plain generation measured in the same run, plus interactive latency, memory and FLOP-based
+utilisation. Results print as a table and are saved (raw JSON + Markdown) under bench/results/.
+
+Timing discipline: warm-up runs first, CUDA synchronised around every timed call, the best of
+`--repeats` for throughput (least disturbed by other processes), median/p95 for latency.
+Models whose code or weights are missing are reported as skipped with the reason.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+import toolkit
+from toolkit import Blend, LabelSwap, render, sample_classes, sample_latents
+from toolkit.devices import resolve_device
+
+# Dense peak throughput per device (TFLOP/s), for utilisation figures: NVIDIA datasheets
+# (H100 SXM: 67 FP32 / 989 TF32-or-BF16-dense ... we use FP32 67 and BF16/FP16 989 dense;
+# H200 has the same compute as H100 SXM).
+PEAK_TFLOPS = {"H100": {"float32": 67.0, "float16": 989.0, "bfloat16": 989.0},
+               "H200": {"float32": 67.0, "float16": 989.0, "bfloat16": 989.0}}
+
+
+@dataclass
+class Case:
+    name: str
+    build: Callable[[torch.device], object]
+    note: str = ""
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def best_time(fn: Callable[[], object], dev: torch.device, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    _sync(dev)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        _sync(dev)
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def latencies(fn: Callable[[], object], dev: torch.device, n: int) -> tuple[float, float]:
+    fn()
+    _sync(dev)
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        _sync(dev)
+        ts.append((time.perf_counter() - t) * 1e3)
+    ts.sort()
+    return statistics.median(ts), ts[min(len(ts) - 1, int(round(0.95 * (len(ts) - 1))))]
+
+
+def flops_per_image(gen, dev) -> float | None:
+    """FLOPs of one plain forward at batch 1 (matmuls and convolutions, as torch counts them)."""
+    try:
+        from torch.utils.flop_counter import FlopCounterMode
+    except ImportError:  # pragma: no cover
+        return None
+    z = sample_latents(gen, [0])
+    y = sample_classes(gen, [0]) if gen.n_classes else None
+    with FlopCounterMode(display=False) as fc:
+        render(gen, z, y)
+    return float(fc.get_total_flops())
+
+
+def _inputs(gen, batch: int, offset: int = 0):
+    seeds = list(range(offset, offset + batch))
+    z = sample_latents(gen, seeds)
+    y = sample_classes(gen, seeds) if gen.n_classes else None
+    return z, y
+
+
+def _swap(gen, batch: int) -> LabelSwap:
+    r = gen.resolution
+    w = torch.zeros(batch, 1, r, r, device=gen.device)
+    w[:, :, r // 4: 3 * r // 4, r // 4: 3 * r // 4] = 1          # a central square, a common edit
+    return LabelSwap(torch.full((batch, 1), (1 % gen.n_classes)), w)
+
+
+def _blends(gen, batch: int, k: int, last_point: int | None = None) -> list[Blend]:
+    r, p = gen.resolution, gen.n_blend_points
+    last = p - 1 if last_point is None else last_point
+    out = []
+    for j in range(k):
+        m = torch.zeros(r, r, device=gen.device)
+        m[j * r // (k + 1): (j + 1) * r // (k + 1)] = 1            # disjoint bands
+        strength = [1.0 if i <= last else 0.0 for i in range(p)]
+        out.append(Blend(sample_latents(gen, range(10_000 * (j + 1), 10_000 * (j + 1) + batch)), m, strength))
+    return out
+
+
+def interleaved_best(ops: dict[str, Callable[[], object]], dev: torch.device, repeats: int) -> dict[str, float]:
+    """Best time per op, timing the ops round-robin so that every ratio compares runs made under
+    the same background load (this matters on shared machines)."""
+    for fn in ops.values():
+        fn()
+    best = {k: float("inf") for k in ops}
+    for _ in range(repeats):
+        for k, fn in ops.items():
+            _sync(dev)
+            t = time.perf_counter()
+            fn()
+            _sync(dev)
+            best[k] = min(best[k], time.perf_counter() - t)
+    return best
+
+
+def bench_model(case: Case, dev: torch.device, batch: int, repeats: int, latency_n: int,
+                dtype: torch.dtype) -> dict:
+    gen = case.build(dev)
+    if dtype != torch.float32:
+        gen = gen.to(dtype)
+    row: dict = {"model": case.name, "resolution": gen.resolution,
+                 "params_M": sum(p.numel() for p in gen.parameters()) / 1e6}
+    z, y = _inputs(gen, batch)
+    z = z.to(dtype)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    ops = {"plain": lambda: gen(z, y)}                               # our forward
+    if gen.n_classes:
+        sw = _swap(gen, batch)
+        ops["swap"] = lambda: render(gen, z, y, swap=sw)
+    b1, b3 = _blends(gen, batch, 1), _blends(gen, batch, 3)
+    b3_mid = _blends(gen, batch, 3, last_point=gen.n_blend_points // 2)
+    ops["blend1"] = lambda: render(gen, z, y, blends=b1)
+    ops["blend3"] = lambda: render(gen, z, y, blends=b3)
+    ops["blend3_to_mid"] = lambda: render(gen, z, y, blends=b3_mid)
+    t = interleaved_best(ops, dev, repeats)
+    row["plain_img_s"] = batch / t["plain"]
+    if "swap" in t:
+        row["swap_img_s"], row["swap_ratio"] = batch / t["swap"], t["plain"] / t["swap"]
+    for k in ("blend1", "blend3"):
+        row[f"{k}_img_s"], row[f"{k}_cost"] = batch / t[k], t[k] / t["plain"]   # cost in units of plain
+    row["blend3_to_mid_cost"] = t["blend3_to_mid"] / t["plain"]
+    # Interactive: one image.
+    z1, y1 = _inputs(gen, 1, offset=7)
+    z1 = z1.to(dtype)
+    if gen.n_classes:
+        sw1 = _swap(gen, 1)
+        row["swap_latency_ms"] = latencies(lambda: render(gen, z1, y1, swap=sw1), dev, latency_n)
+    bl1 = _blends(gen, 1, 1)
+    row["blend_latency_ms"] = latencies(lambda: render(gen, z1, y1, blends=bl1), dev, latency_n)
+    flops = flops_per_image(gen, dev)
+    row["gflop_per_img"] = flops / 1e9 if flops else None
+    if dev.type == "cuda":
+        row["peak_mem_MiB"] = torch.cuda.max_memory_allocated(dev) / 2 ** 20
+        name = torch.cuda.get_device_name(dev)
+        peak = next((v for k, v in PEAK_TFLOPS.items() if k in name), {}).get(str(dtype).split(".")[-1])
+        if flops and peak:
+            row["utilisation_plain"] = flops * row["plain_img_s"] / (peak * 1e12)
+    row.update(reference_row(case, gen, z, y, dev, repeats, t["plain"]))
+    return row
+
+
+def options_row(case: Case, dev: torch.device, batch: int, repeats: int, options: list[str]) -> dict:
+    """Plain generation with each speed option, as a ratio to float32 eager in the same run, and
+    the output difference each option causes (max |Δ| on the [-1, 1] scale)."""
+    gen = case.build(dev)
+    z, y = _inputs(gen, batch)
+    ref = gen(z, y)
+    ops, outs = {"eager_fp32": lambda: gen(z, y)}, {}
+    for opt in options:
+        if opt in ("float16", "bfloat16"):
+            if opt == "float16" and dev.type != "cuda":
+                continue
+            dt_ = getattr(torch, opt)
+            g2 = case.build(dev).to(dt_)
+            z2 = z.to(dt_)
+            ops[opt] = (lambda g2=g2, z2=z2: g2(z2, y))
+        elif opt == "channels_last":
+            g2 = case.build(dev).to(memory_format=torch.channels_last)
+            ops[opt] = (lambda g2=g2: g2(z, y))
+        elif opt == "compile":
+            g2 = torch.compile(case.build(dev))
+            t0 = time.perf_counter()
+            g2(z, y)
+            outs["compile_seconds"] = time.perf_counter() - t0
+            ops[opt] = (lambda g2=g2: g2(z, y))
+    t = interleaved_best(ops, dev, repeats)
+    row = {"model": case.name}
+    for k, v in t.items():
+        row[f"{k}_img_s"] = batch / v
+        if k != "eager_fp32":
+            row[f"{k}_speedup"] = t["eager_fp32"] / v
+            row[f"{k}_max_abs_diff"] = (ops[k]().float() - ref).abs().max().item()
+    row.update(outs)
+    return row
+
+
+def reference_row(case: Case, gen, z, y, dev, repeats, t_plain) -> dict:
+    """The reference implementation on the same weights, where one exists (BigGAN-deep)."""
+    if getattr(gen, "architecture", "") != "biggan":
+        return {}
+    try:
+        from toolkit.generators.biggan import reference_model   # provided with the BigGAN generator
+    except ImportError as e:
+        return {"reference": f"unavailable ({e})"}
+    ref, ref_inputs = reference_model(gen, z, y)
+    t = best_time(lambda: ref(*ref_inputs), dev, repeats)
+    return {"reference_img_s": z.shape[0] / t, "ours_vs_reference": t / t_plain}
+
+
+def batch_runner_row(dev: torch.device, batch: int, count: int) -> dict:
+    """End to end (render + encode + write + manifest) vs pure rendering of the same recipe."""
+    try:
+        from toolkit.batch import run_batch
+        from toolkit.recipes import load_recipe, render_variants
+    except ImportError as e:
+        return {"batch_runner": f"unavailable ({e})"}
+    recipe_path = Path(__file__).resolve().parents[1] / "recipes" / "tiny-label-swap.yaml"
+    recipe = load_recipe(recipe_path)
+    gen = toolkit.load_generator(recipe.model, dev)
+    variants = [recipe.variant(i) for i in range(count)]
+    render_variants(gen, recipe, variants[:batch])                  # warm-up
+    t = time.perf_counter()
+    for i in range(0, count, batch):
+        render_variants(gen, recipe, variants[i:i + batch])
+    _sync(dev)
+    t_render = time.perf_counter() - t
+    with tempfile.TemporaryDirectory() as tmp:
+        s = run_batch(recipe, Path(tmp) / "out", count=count, device=str(dev), batch_size=batch)
+    return {"recipe": recipe.name, "count": count, "render_only_img_s": count / t_render,
+            "end_to_end_img_s": s.images_per_s, "end_to_end_ratio": s.images_per_s / (count / t_render)}
+
+
+def default_cases() -> list[Case]:
+    cases = [Case("tiny", lambda d: toolkit.load_generator("tiny", d)),
+             Case("faces64", lambda d: toolkit.load_generator("faces64", d))]
+    from toolkit import zoo
+    if "terrain64" in zoo.ZOO:
+        cases.insert(1, Case("terrain64", lambda d: toolkit.load_generator("terrain64", d)))
+    try:
+        from toolkit.generators.biggan import random_biggan_deep  # random weights of the real shapes
+        for res in (128, 256):
+            cases.append(Case(f"biggan-deep-{res} (random weights)", lambda d, r=res: random_biggan_deep(r).to(d).eval()))
+    except ImportError:
+        pass
+    return cases
+
+
+def environment(dev: torch.device, dtype: torch.dtype, batch: int) -> dict:
+    env = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "torch": torch.__version__,
+           "python": platform.python_version(), "dtype": str(dtype).split(".")[-1], "batch_size": batch,
+           "device": str(dev), "threads": torch.get_num_threads()}
+    if dev.type == "cuda":
+        env["device_name"] = torch.cuda.get_device_name(dev)
+    else:
+        env["device_name"] = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return env
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+    if isinstance(v, tuple):
+        return "/".join(_fmt(x) for x in v)
+    return str(v)
+
+
+def to_markdown(env: dict, rows: list[dict], extra: list[dict]) -> str:
+    lines = [f"# Benchmark {env['date']}", "", "| " + " | ".join(env) + " |", "|" + "---|" * len(env),
+             "| " + " | ".join(_fmt(v) for v in env.values()) + " |", ""]
+    cols = sorted({k for r in rows for k in r}, key=lambda k: (k != "model", k))
+    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    for e in extra:
+        lines += ["", "| " + " | ".join(e) + " |", "|" + "---|" * len(e), "| " + " | ".join(_fmt(v) for v in e.values()) + " |"]
+    lines += ["", "Ratios: swap_ratio = swap img/s ÷ plain img/s (target ≥ 0.9); blendK_cost = time ÷ plain time "
+              "(target ≤ K+1); latency columns are median/p95 ms for one image."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--latency-n", type=int, default=20)
+    ap.add_argument("--models", default="", help="comma-separated subset of model names (default: all available)")
+    ap.add_argument("--batch-count", type=int, default=256, help="variants for the batch-runner measurement (0: skip)")
+    ap.add_argument("--options", default="channels_last,compile,float16,bfloat16",
+                    help="speed options measured for plain generation ('' to skip)")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results"), help="folder for the raw results")
+    args = ap.parse_args(argv)
+    dev = resolve_device(args.device)
+    dtype = getattr(torch, args.dtype)
+    env = environment(dev, dtype, args.batch_size)
+    print(env)
+    rows = []
+    wanted = {m.strip() for m in args.models.split(",") if m.strip()}
+    for case in default_cases():
+        if wanted and case.name.split(" ")[0] not in wanted:
+            continue
+        try:
+            row = bench_model(case, dev, args.batch_size, args.repeats, args.latency_n, dtype)
+        except Exception as e:  # noqa: BLE001 - a missing model must not hide the others' numbers
+            row = {"model": case.name, "skipped": f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"}
+        print(row, flush=True)
+        rows.append(row)
+    extra = []
+    options = [o.strip() for o in args.options.split(",") if o.strip()]
+    if options:
+        for case in default_cases():
+            if wanted and case.name.split(" ")[0] not in wanted:
+                continue
+            try:
+                extra.append(options_row(case, dev, args.batch_size, args.repeats, options))
+            except Exception as e:  # noqa: BLE001
+                extra.append({"model": case.name, "options": f"failed: {type(e).__name__}: {str(e)[:120]}"})
+            print(extra[-1], flush=True)
+    if args.batch_count:
+        extra.append(batch_runner_row(dev, args.batch_size, args.batch_count))
+        print(extra[-1])
+    env["peak_rss_MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    md = to_markdown(env, rows, extra)
+    print(md)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{env['date'][:10]}-{env['device_name'].split(' ')[0].lower()}-{env['dtype']}-b{args.batch_size}"
+    (out / f"{stem}.json").write_text(json.dumps({"env": env, "models": rows, "extra": extra}, indent=2))
+    (out / f"{stem}.md").write_text(md)
+    print(f"saved {out / stem}.json and .md")
+    return 0
