@@ -7,9 +7,11 @@ STAMP  := $(VENV)/.installed
 .PHONY: test demo clean-venv
 
 $(STAMP): requirements.txt requirements-dev.txt
-	@# Debian's python3 lacks ensurepip unless python3-venv is installed: fall back to virtualenv.
+	@# Debian's python3 has no ensurepip until python3-venv is installed (needs root, as on CI).
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) 2>/dev/null || { rm -rf $(VENV); \
-	  $(PYTHON) -m pip install --user -q virtualenv && $(PYTHON) -m virtualenv -q $(VENV); }
+	  echo "python3 -m venv failed; installing Debian's python3-venv (apt-get)"; \
+	  (apt-get install -y python3-venv || (apt-get update && apt-get install -y python3-venv)) >/dev/null \
+	  && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 	@touch $(STAMP)
 
