@@ -1,7 +1,8 @@
 """Neural Collage Toolkit: label swap (sCBN) and feature blending inside pretrained GANs.
 
 Public API (stable names; the app, the CLI and the tests all use these):
-`load_generator`, `render`, `LabelSwap`, `Blend`, `sample_latents`, `sample_classes`.
+`load_generator`, `render`, `LabelSwap`, `Blend`, `sample_latents`, `sample_classes`,
+`StyleMix` (StyleGAN2's regional style mixing, passed as `render(..., style_mix=...)`).
 """
 from __future__ import annotations
 
@@ -10,5 +11,7 @@ __version__ = "0.1.0"
 from .engine import Blend, LabelSwap, render
 from .sampling import sample_classes, sample_latents
 from .loading import load_generator
+from .generators.stylegan2 import StyleMix
 
-__all__ = ["__version__", "load_generator", "render", "LabelSwap", "Blend", "sample_latents", "sample_classes"]
+__all__ = ["__version__", "load_generator", "render", "LabelSwap", "Blend", "sample_latents", "sample_classes",
+           "StyleMix"]

@@ -9,6 +9,8 @@ Formats:
   "architecture": ..., "config": <json>}`; the model rebuilds itself from the file.
 - Chainer SNGAN-projection `ResNetGenerator_*.npz` (the paper's released weights).
 - PyTorch DCGAN state dicts (`netG_state_dict` inside a `torch.save` file).
+- rosinality/stylegan2-pytorch checkpoints (a `torch.save` dict with `g_ema`, optional
+  `latent_avg`), recognised by content, not by suffix.
 """
 from __future__ import annotations
 
@@ -48,10 +50,13 @@ def state_sha256(state: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def torch_load(path: str | os.PathLike):
-    """`torch.load` that never executes pickled code."""
+def torch_load(path: str | os.PathLike, allow: tuple[type, ...] = ()):
+    """`torch.load` that never executes pickled code. `allow`: extra plain-data classes the file may
+    hold besides tensors and containers (e.g. `argparse.Namespace` in training checkpoints); they
+    are rebuilt by setting attributes, never by running code from the file."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(allow)):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - re-raised with the file named
         raise CheckpointError(f"{path}: not a loadable PyTorch weights file ({type(e).__name__}: "
                               f"{str(e).splitlines()[0][:300]}). Only tensors are read (weights_only=True); "
@@ -216,11 +221,86 @@ def load_dcgan_state(path: Path):
     return gen
 
 
+# -- rosinality/stylegan2-pytorch (.pt with `g_ema`) -------------------------------------------------
+# Its blur filters are buffers saved in every state dict; ours are constants, so they are checked.
+_ROSINALITY_KERNEL = re.compile(r"(convs\.\d+\.conv\.blur\.kernel|to_rgbs\.\d+\.upsample\.kernel)$")
+
+
+def stylegan2_config_from_rosinality(state: dict[str, torch.Tensor], source: str):
+    """Size, widths, channel multiplier and mapping depth from the tensors of a `g_ema` state."""
+    from .generators.stylegan2 import StyleGAN2Config, default_channels
+    def need(k):
+        if k not in state:
+            raise CheckpointError(f"{source}: g_ema has no {k!r}; not a rosinality StyleGAN2 generator "
+                                  "(or the file is truncated)")
+        return state[k]
+    mlp = sorted(int(m.group(1)) for k in state if (m := re.fullmatch(r"style\.(\d+)\.weight", k)))
+    if not mlp or mlp != list(range(1, len(mlp) + 1)):
+        raise CheckpointError(f"{source}: expected mapping layers style.1 … style.N, found {mlp or 'none'}")
+    n_rgb = len({m.group(1) for k in state if (m := re.fullmatch(r"to_rgbs\.(\d+)\.bias", k))})
+    size = 2 ** (n_rgb + 2)
+    chans = [int(need("input.input").shape[1])] + [int(need(f"convs.{2 * i}.conv.weight").shape[1])
+                                                   for i in range(n_rgb)]
+    mult = next((m for m in (1, 2, 4, 8) if size <= 1024 and default_channels(size, m) == chans), None)
+    return StyleGAN2Config(size=size, style_dim=int(need("style.1.weight").shape[1]), n_mlp=len(mlp),
+                           channel_multiplier=mult or 2, channels=None if mult else chans)
+
+
+def stylegan2_state_from_rosinality(g_ema: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+    """`g_ema` → our state dict (without `latent_avg`): drops the blur-filter buffers after
+    checking they hold the [1,3,3,1] filter this implementation hard-codes."""
+    from .generators.stylegan2 import blur_kernel
+    state = {}
+    for k, v in g_ema.items():
+        if _ROSINALITY_KERNEL.search(k):
+            if tuple(v.shape) != (4, 4) or not torch.allclose(v.float(), blur_kernel(4.0), atol=1e-6):
+                raise CheckpointError(f"{source}: {k} is not the [1,3,3,1] blur filter; "
+                                      "models with other filters are not supported")
+            continue
+        state[k] = v
+    return state
+
+
+def _looks_like_rosinality(p: Path) -> bool:
+    """Content check without loading tensors: the pickled dict names a `g_ema` entry."""
+    if not (p.is_file() and p.suffix in (".pt", ".pth", ".ckpt", ".tar", ".bin")):
+        return False
+    try:
+        import zipfile
+        if zipfile.is_zipfile(p):
+            with zipfile.ZipFile(p) as zf:
+                pkl = [n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+                return bool(pkl) and b"g_ema" in zf.read(pkl[0])
+        with open(p, "rb") as f:          # legacy (pre-1.6) format: the pickle precedes the tensors
+            return b"g_ema" in f.read(1 << 20)
+    except OSError:
+        return False
+
+
+def load_stylegan2_rosinality(path: Path):
+    import argparse
+    from .generators.stylegan2 import StyleGAN2Generator
+    # Training checkpoints carry their argparse options beside the weights.
+    obj = torch_load(path, allow=(argparse.Namespace,))
+    if not isinstance(obj, dict) or not isinstance(obj.get("g_ema"), dict):
+        raise CheckpointError(f"{path}: expected a rosinality StyleGAN2 checkpoint (a dict with 'g_ema')")
+    src = f"{path} [g_ema]"
+    state = stylegan2_state_from_rosinality(obj["g_ema"], src)
+    gen = StyleGAN2Generator(stylegan2_config_from_rosinality(state, src))
+    avg = obj.get("latent_avg")
+    state["latent_avg"] = gen.latent_avg if avg is None else torch.as_tensor(avg).reshape(-1)
+    load_state_strict(gen, state, src)
+    if avg is None:
+        gen.estimate_latent_avg()
+    return gen
+
+
 # -- detection ------------------------------------------------------------------------------------
 # Later architectures register (predicate, loader) pairs here; first match wins.
 LOADERS: list[tuple[Callable[[Path], bool], Callable[[Path], object]]] = [
     (lambda p: p.is_file() and p.suffix == ".safetensors", _load_ours),
     (lambda p: p.is_file() and p.suffix == ".npz", _load_chainer),
+    (_looks_like_rosinality, load_stylegan2_rosinality),
     (lambda p: p.is_file() and p.suffix in (".tar", ".pt", ".pth", ".bin"), load_dcgan_state),
 ]
 
@@ -236,4 +316,4 @@ def load_file(path: str | os.PathLike):
             gen.model_sha256 = sha256_file(p) if p.is_file() else getattr(gen, "model_sha256", None)
             return gen
     raise CheckpointError(f"{p}: unrecognised weights format; supported: our .safetensors, Chainer "
-                          "SNGAN .npz, PyTorch DCGAN .pt/.tar, and the formats listed in the README")
+                          "SNGAN .npz, PyTorch DCGAN .pt/.tar, rosinality StyleGAN2 .pt, and the formats listed in the README")

@@ -187,7 +187,7 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
     zs = torch.cat([z] + [r.z for r in refs])
     cvs = torch.cat([src_cv] + [r.cv[:, None].expand(b, m, -1) for r in refs])
     vectors = gen.embed(zs, cvs)
-    plain = Condition(vectors, None, truncation, options)
+    plain = Condition(vectors, None, truncation, options, variants=b)
 
     cond_cache: dict = {}
 
@@ -203,7 +203,7 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
             e0[:, 0] = 1
             w = torch.where(act[:, None, None, None], src_w, e0)
             ref_w = e0[:1].expand(b * len(refs), *e0.shape[1:])
-            cond_cache[key] = Condition(vectors, torch.cat([w, ref_w]), truncation, options)
+            cond_cache[key] = Condition(vectors, torch.cat([w, ref_w]), truncation, options, variants=b)
         return cond_cache[key]
 
     mask_cache: dict = {}

@@ -26,11 +26,14 @@ class Condition:
     weights: `None` (use component 0) or `[B, M, H, W]` per-pixel mixture weights summing to 1.
     truncation: the truncation the latents were drawn at (models whose statistics depend on it).
     extra: generator-specific per-call inputs (e.g. noise); never stored on the module.
+    variants: how many leading rows are the variants (the engine stacks reference streams of
+              `variants` rows each below them), so per-variant `extra` inputs can be matched to
+              rows; `None` means every row is a variant.
     """
 
     def __init__(self, vectors: torch.Tensor, weights: torch.Tensor | None = None,
                  truncation: float | None = None, extra: dict | None = None,
-                 _pyramid: dict | None = None):
+                 _pyramid: dict | None = None, variants: int | None = None):
         assert vectors.dim() == 3, "vectors must be [B, M, D]"
         if weights is not None:
             assert weights.dim() == 4 and weights.shape[:2] == vectors.shape[:2], "weights must be [B, M, H, W]"
@@ -38,6 +41,7 @@ class Condition:
         self.weights = weights
         self.truncation = truncation
         self.extra = extra or {}
+        self.variants = variants
         # Resized weight maps, computed once per resolution and shared by all layers there.
         self._pyramid = {} if _pyramid is None else _pyramid
 
@@ -64,7 +68,8 @@ class Condition:
         """The first n samples (views, pyramid included)."""
         pyr = {k: v[:n] for k, v in self._pyramid.items()}
         w = None if self.weights is None else self.weights[:n]
-        return Condition(self.vectors[:n], w, self.truncation, self.extra, pyr)
+        v = None if self.variants is None else min(self.variants, n)
+        return Condition(self.vectors[:n], w, self.truncation, self.extra, pyr, variants=v)
 
     def project(self, fn: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
         """Apply a map `fn: [N, D] -> [N, C]` that is linear (affine) in the condition.

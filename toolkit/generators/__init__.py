@@ -3,10 +3,13 @@ in our checkpoint files to (class, config dataclass) so a file rebuilds its mode
 from .base import Generator
 from .dcgan import DCGANConfig, DCGANGenerator
 from .sngan import SNGANConfig, SNGANGenerator
+from .stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
 ARCHITECTURES: dict[str, tuple[type, type]] = {
     "sngan": (SNGANGenerator, SNGANConfig),
     "dcgan": (DCGANGenerator, DCGANConfig),
+    "stylegan2": (StyleGAN2Generator, StyleGAN2Config),
 }
 
-__all__ = ["Generator", "ARCHITECTURES", "SNGANGenerator", "SNGANConfig", "DCGANGenerator", "DCGANConfig"]
+__all__ = ["Generator", "ARCHITECTURES", "SNGANGenerator", "SNGANConfig", "DCGANGenerator", "DCGANConfig",
+           "StyleGAN2Generator", "StyleGAN2Config"]
