@@ -294,12 +294,14 @@ def to_rosinality(g) -> dict[str, torch.Tensor]:
     return sd
 
 
-def test_rosinality_checkpoint_round_trip(tmp_path, gen):
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
+def test_rosinality_checkpoint_round_trip(tmp_path, gen, zip_format):
+    """A training checkpoint (optimiser state, argparse options) in the zip and pre-1.6 formats."""
     g_ema = to_rosinality(gen)
     assert set(g_ema) == rosinality_keys(n_mlp=2, n_res=3)
     path = tmp_path / "550000.pt"
     torch.save({"g_ema": g_ema, "latent_avg": gen.latent_avg.clone(), "g_optim": {"state": {}},
-                "args": argparse.Namespace(size=32, n_mlp=2)}, path)
+                "args": argparse.Namespace(size=32, n_mlp=2)}, path, _use_new_zipfile_serialization=zip_format)
     loaded = toolkit.load_generator(str(path), device="cpu")
     assert isinstance(loaded, StyleGAN2Generator)
     assert loaded.config.size == 32 and loaded.config.n_mlp == 2 and loaded.config.channels == [32, 32, 16, 16]
