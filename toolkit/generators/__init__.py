@@ -1,12 +1,15 @@
 """Generator architectures, one self-contained file each. `ARCHITECTURES` maps the name stored
 in our checkpoint files to (class, config dataclass) so a file rebuilds its model."""
 from .base import Generator
+from .biggan import BigGANConfig, BigGANGenerator
 from .dcgan import DCGANConfig, DCGANGenerator
 from .sngan import SNGANConfig, SNGANGenerator
 
 ARCHITECTURES: dict[str, tuple[type, type]] = {
     "sngan": (SNGANGenerator, SNGANConfig),
     "dcgan": (DCGANGenerator, DCGANConfig),
+    "biggan": (BigGANGenerator, BigGANConfig),
 }
 
-__all__ = ["Generator", "ARCHITECTURES", "SNGANGenerator", "SNGANConfig", "DCGANGenerator", "DCGANConfig"]
+__all__ = ["Generator", "ARCHITECTURES", "SNGANGenerator", "SNGANConfig", "DCGANGenerator", "DCGANConfig",
+           "BigGANGenerator", "BigGANConfig"]
