@@ -352,3 +352,23 @@ def test_real_256_512_load_and_first_stages_match(resolution):
             if i != pos - 1:        # our stage pos-1 ends with the attention layer (reference index pos)
                 ours = gen.stage(i if i < pos else i - 1, ours, cond)
                 assert (ours - h).abs().max() <= TOL * max(1.0, h.abs().max().item()), f"reference layer {i}"
+
+
+def test_shipped_recipe_names_real_classes_and_stages():
+    """recipes/biggan-deep-256-husky-eyes.yaml against the real 256 layout (built on the meta
+    device: shapes and names only). Full validation and rendering need the recipes module and
+    the weights."""
+    import yaml
+    from pathlib import Path
+    from toolkit.generators.biggan import BigGANGenerator, biggan_deep_config
+    recipe = yaml.safe_load((Path(__file__).parents[1] / "recipes" / "biggan-deep-256-husky-eyes.yaml").read_text())
+    with torch.device("meta"):
+        gen = BigGANGenerator(biggan_deep_config(256))
+    assert recipe["model"] == "biggan-deep-256"
+    assert [gen.class_index(c) for c in recipe["source"]["classes"]] == [250]
+    swap = recipe["edits"][0]["label_swap"]
+    assert gen.class_index(swap["to"]) == 259
+    lo, hi = swap["stages"]
+    assert 0 <= lo <= hi < gen.n_stages
+    assert gen.stage_names == ["b4_0", "b8_0", "b8_1", "b16_0", "b16_1", "b32_0", "b32_1", "b64_0+attn",
+                               "b64_1", "b128_0", "b128_1", "b256_0"]
