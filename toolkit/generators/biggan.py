@@ -134,10 +134,10 @@ class TruncatedBatchNorm(nn.Module):
 
     def __init__(self, num_features: int, cond_dim: int | None, n_stats: int, eps: float):
         super().__init__()
-        self.num_features, self.eps = num_features, eps
+        self.num_features, self.eps, self.conditional = num_features, eps, cond_dim is not None
         self.register_buffer("running_means", torch.zeros(n_stats, num_features))
         self.register_buffer("running_vars", torch.ones(n_stats, num_features))
-        if cond_dim is not None:
+        if self.conditional:
             self.gain_bias = nn.Linear(cond_dim, 2 * num_features, bias=False)
         else:
             self.weight = nn.Parameter(torch.ones(num_features))
@@ -145,7 +145,7 @@ class TruncatedBatchNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: Condition) -> torch.Tensor:
         mean, var = _stats_at(self.running_means, self.running_vars, _truncation(cond))
-        if not hasattr(self, "gain_bias"):
+        if not self.conditional:
             return F.batch_norm(x, mean, var, self.weight, self.bias, False, 0.0, self.eps)
         # The reference's op order (not F.batch_norm + addcmul, whose fused multiply-add rounds
         # differently): with it the per-sample path is bit-identical to the reference on CPU.
