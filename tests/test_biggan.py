@@ -184,6 +184,24 @@ def test_swap_at_stem_and_first_stage_changes_the_image(small):
     assert (out - render(gen, z, y, truncation=0.5)).abs().max() > 1e-3
 
 
+def test_swap_after_attention_stays_local(small):
+    """A per-pixel swap in the last stage (after self-attention) changes only pixels within its
+    receptive field: the map is area-resized to 16×16 (≤ 2 px of spread at 32×32), then the ×2
+    upsample, two 3×3 convs and the head's 3×3 conv add 3 px. A misplaced per-pixel gain/bias
+    (e.g. a transposed map) would change the far corner."""
+    _, gen, _ = small
+    z, y = latents(2, 21), torch.tensor([250, 3])
+    w = torch.zeros(1, 32, 32)
+    w[:, 2:12, 20:30] = 1                                              # top right, off the diagonal
+    base = render(gen, z, y, truncation=0.5)
+    out = render(gen, z, y, swap=LabelSwap(["Pomeranian"], w, stages=[gen.n_stages - 1]), truncation=0.5)
+    diff = (out - base).abs().amax(1)                                  # [B, H, W]
+    assert diff[:, 2:12, 20:30].max() > 1e-3
+    far = torch.ones(32, 32, dtype=torch.bool)
+    far[:12 + 5, 20 - 5:] = False
+    assert diff[:, far].max() <= 1e-6
+
+
 def test_full_blend_reproduces_the_reference_stream(small):
     _, gen, _ = small
     z, zr, y = latents(2, 13), latents(2, 14), torch.tensor([5, 6])
