@@ -9,7 +9,6 @@ loader reads, exactly as the released files are laid out.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 
 import pytest
