@@ -120,3 +120,45 @@ def get(name: str) -> ZooEntry:
     if name not in ZOO:
         raise KeyError(name)
     return ZOO[name]
+
+
+# -- BigGAN-deep 128/256/512: weights the user puts in a directory (nothing is downloaded) ----------
+def biggan_dir(resolution: int) -> Path:
+    """`$NCT_BIGGAN_DIR/biggan-deep-<res>` if that variable is set, else `<cache>/biggan-deep-<res>`."""
+    root = os.environ.get("NCT_BIGGAN_DIR")
+    return (Path(root).expanduser() if root else cache_dir()) / f"biggan-deep-{resolution}"
+
+
+def _biggan_present(resolution: int) -> bool:
+    d = biggan_dir(resolution)
+    return (d / "config.json").is_file() and (d / "pytorch_model.bin").is_file()
+
+
+def _build_biggan(entry: ZooEntry):
+    from .checkpoints import load_biggan_dir
+    res = int(entry.name.rsplit("-", 1)[1])
+    d = biggan_dir(res)
+    if not _biggan_present(res):
+        raise CheckpointError(
+            f"{entry.name}: weights not found in {d} (needs config.json and pytorch_model.bin). The toolkit "
+            f"does not download them. Get both files of {entry.name} from the Hugging Face model repo "
+            f"huggingface/{entry.name} (or the URLs listed in pytorch-pretrained-biggan's model.py) and put "
+            f"them in {d}, or set NCT_BIGGAN_DIR to a folder holding {entry.name}/. See docs/BIGGAN.md.")
+    gen = load_biggan_dir(d)
+    if gen.resolution != res:
+        raise CheckpointError(f"{entry.name}: {d / 'config.json'} describes a {gen.resolution}×{gen.resolution} "
+                              f"model, not {res}×{res}; put the {entry.name} files there")
+    return gen
+
+
+for _res in (128, 256, 512):
+    register(ZooEntry(
+        name=f"biggan-deep-{_res}", architecture="biggan",
+        description=f"BigGAN-deep {_res}×{_res}, ImageNet 1000 classes, truncation trick; label swap and "
+                    "blending (weights supplied by the user: see docs/BIGGAN.md)",
+        license="Apache-2.0 (DeepMind's TF Hub release, converted to PyTorch by Hugging Face)",
+        source=f"a directory you fill with config.json + pytorch_model.bin of huggingface/biggan-deep-{_res} "
+               f"(pytorch-pretrained-biggan format): $NCT_BIGGAN_DIR/biggan-deep-{_res}, default "
+               f"~/.cache/neural-collage-toolkit/biggan-deep-{_res} ($NCT_CACHE_DIR)",
+        build=_build_biggan,
+        is_cached=lambda e: _biggan_present(int(e.name.rsplit("-", 1)[1]))))

@@ -1,6 +1,7 @@
 """Generator architectures, one self-contained file each. `ARCHITECTURES` maps the name stored
 in our checkpoint files to (class, config dataclass) so a file rebuilds its model."""
 from .base import Generator
+from .biggan import BigGANConfig, BigGANGenerator
 from .dcgan import DCGANConfig, DCGANGenerator
 from .sngan import SNGANConfig, SNGANGenerator
 from .stylegan2 import StyleGAN2Config, StyleGAN2Generator
@@ -9,7 +10,8 @@ ARCHITECTURES: dict[str, tuple[type, type]] = {
     "sngan": (SNGANGenerator, SNGANConfig),
     "dcgan": (DCGANGenerator, DCGANConfig),
     "stylegan2": (StyleGAN2Generator, StyleGAN2Config),
+    "biggan": (BigGANGenerator, BigGANConfig),
 }
 
 __all__ = ["Generator", "ARCHITECTURES", "SNGANGenerator", "SNGANConfig", "DCGANGenerator", "DCGANConfig",
-           "StyleGAN2Generator", "StyleGAN2Config"]
+           "StyleGAN2Generator", "StyleGAN2Config", "BigGANGenerator", "BigGANConfig"]
