@@ -146,13 +146,15 @@ class Num(Node):
 
 
 class Str(Node):
-    def __init__(self, enum=None, *, pattern=None, doc=""):
-        self.enum, self.pattern, self.doc = enum, pattern, doc
+    def __init__(self, enum=None, *, pattern=None, doc="", what=None):
+        self.enum, self.pattern, self.doc, self.what = enum, pattern, doc, what
 
     def matches(self, v):
         return isinstance(v, str) and (self.enum is None or v in self.enum)
 
     def describe(self):
+        if self.what:
+            return self.what
         if self.enum:
             return " or ".join(repr(e) for e in self.enum) if len(self.enum) <= 3 else \
                 "one of " + ", ".join(repr(e) for e in self.enum)
@@ -269,7 +271,7 @@ class Obj(Node):
             if k in v:
                 f.node.check(v[k], path + (k,), errs)
             elif f.required:
-                errs.append((path + (k,), f"missing: expected {f.node.describe()}"))
+                errs.append((path + (k,), f"missing (required): add {f.node.describe()}"))
         if self.post is not None and not errs:
             self.post(v, path, errs)
 
@@ -295,6 +297,16 @@ class Obj(Node):
             elif f.default is not None:
                 out[k] = copy.deepcopy(f.default)
         return out
+
+
+def _same_type(node: Node, v) -> bool:
+    if isinstance(node, Str):
+        return isinstance(v, str)
+    if isinstance(node, Num):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if isinstance(node, OneOf):
+        return any(_same_type(o, v) for o in node.options)
+    return node.matches(v)
 
 
 class OneOf(Node):
@@ -326,7 +338,13 @@ class OneOf(Node):
                     Str(vals).check(v[key], path + (key,), errs)
                     return
         if not hits:
-            errs.append((path, f"expected {self.describe()}; got {_type_name(v)}"))
+            # Only one alternative of this type (e.g. the preset names among numbers and lists):
+            # its own message is more helpful ("did you mean 'texture'?").
+            same = [o for o in self.options if _same_type(o, v)]
+            if len(same) == 1:
+                same[0].check(v, path, errs)
+            else:
+                errs.append((path, f"expected {self.describe()}; got {_type_name(v)}"))
             return
         hits[0].check(v, path, errs)
 
@@ -440,7 +458,7 @@ EDIT = OneOf(Obj({"label_swap": F(LABEL_SWAP, True)}, tag="label_swap", what="{l
 RECIPE = Obj({
     "name": F(Str(pattern=NAME_RE.pattern, doc="Recipe name (default: the file name without .yaml)")),
     "description": F(Str()),
-    "model": F(Str(doc="Zoo name (python -m toolkit models) or a weights path (relative to the recipe's folder)"), True),
+    "model": F(Str(what="a zoo name (tiny, faces64, ...) or a weights path", doc="Zoo name (python -m toolkit models) or a weights path (relative to the recipe's folder)"), True),
     "seed": F(Num(0, MAX_SEED, integer=True, doc="Base seed: variant i uses derive_seed(seed, i)"), default=0),
     "count": F(Num(1, integer=True, doc="Default number of variants"), default=16),
     "source": F(Obj({
@@ -456,6 +474,19 @@ RECIPE = Obj({
         "save_source": F(Bool(doc="Also write the unedited source image (before/after pairs)"), default=True),
     }), default={}),
 }, doc="A Neural Collage Toolkit recipe: edits to apply to many generated images, with random parameters.")
+
+
+def fill_defaults(node: Node, v):
+    """The value with every missing optional key that has a default filled in (recursively)."""
+    if isinstance(node, OneOf):
+        hits = [o for o in node.options if o.matches(v)]
+        return fill_defaults(hits[0], v) if hits else v
+    if isinstance(node, Obj) and isinstance(v, dict):
+        out = node.fill_defaults(v)
+        return {k: fill_defaults(node.fields[k].node, x) if k in node.fields else x for k, x in out.items()}
+    if isinstance(node, Seq) and isinstance(v, list):
+        return [fill_defaults(node.item, x) for x in v]
+    return v
 
 
 def recipe_json_schema() -> dict:
@@ -635,10 +666,8 @@ def _parse(data: dict, source: str, base_dir: Path, *, text: str | None, path: P
     RECIPE.check(data, (), errs)
     if errs:
         raise _err(source, errs)
-    data = RECIPE.fill_defaults(data)
+    data = fill_defaults(RECIPE, data)
     data.setdefault("name", "recipe")
-    data["source"] = RECIPE.fields["source"].node.fill_defaults(data["source"])
-    data["output"] = RECIPE.fields["output"].node.fill_defaults(data["output"])
 
     # -- the model ----------------------------------------------------------------------------------
     from . import zoo
@@ -710,7 +739,6 @@ def _check_semantics(data: dict, info: ModelInfo, base_dir: Path, masks: dict, o
         kind = "label_swap" if "label_swap" in edit else "blend"
         spec = edit[kind]
         path = ("edits", j, kind)
-        edit[kind] = spec = (LABEL_SWAP if kind == "label_swap" else BLEND).fill_defaults(spec)
         for k, r in enumerate(_regions(spec["region"])):
             rpath = path + ("region",) + (("choice", k) if "choice" in spec["region"] else ())
             if "mask" in r:
@@ -734,7 +762,7 @@ def _check_semantics(data: dict, info: ModelInfo, base_dir: Path, masks: dict, o
                 errs.append((path + ("stages",), "all label_swap edits render in one pass and must have the same "
                              f"`stages` (the first one has {swap_stages!r})"))
         else:
-            ref = spec["reference"] = BLEND.fields["reference"].node.fill_defaults(spec["reference"])
+            ref = spec["reference"]
             if "class" in ref:
                 if not info.n_classes:
                     errs.append((path + ("reference", "class"), f"model {info.name} is unconditional: remove `class`"))
