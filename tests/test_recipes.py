@@ -146,7 +146,7 @@ def test_unconditional_model_rules(tmp_path, uncond_model):
     msg = error_of(uncond_model, d)
     assert "edits[0].label_swap: model" in msg and "unconditional" in msg and "use a `blend` edit" in msg
     assert "source.classes: model" in msg and "edits[1].blend.reference.class" in msg
-    d = {"model": "dc.safetensors", "edits": [BASE["edits"][1]]}
+    d = {"model": "dc.safetensors", "edits": copy.deepcopy(BASE["edits"][1:])}
     d["edits"][0]["blend"]["reference"] = {"seed": 5}
     r = load_recipe(write(uncond_model, d))
     assert r.model == str(uncond_model / "dc.safetensors")
@@ -387,3 +387,21 @@ def test_save_recipe_refuses_bad_names_and_invalid_data(tmp_path):
     with pytest.raises(RecipeError, match="region.mask"):
         save_recipe(swap_region({"mask": "nokey"}), "bad2", tmp_path, masks={"other": Image.new("L", (8, 8))})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_generator_argument_skips_loading_and_matches(tiny, tmp_path):
+    a = parse_recipe(BASE)
+    b = parse_recipe(BASE, generator=tiny)
+    assert a.sha256 == b.sha256 and a.variant(3) == b.variant(3) and b.model == "tiny"
+    p = write(tmp_path, BASE)
+    assert load_recipe(p, generator=tiny).variant(2) == a.variant(2)
+
+
+def test_recipe_hash_covers_data_and_mask_bytes(tmp_path):
+    Image.new("L", (16, 16), 255).save(tmp_path / "m.png")
+    d = swap_region({"mask": "m.png"})
+    h1 = load_recipe(write(tmp_path, d)).sha256
+    assert load_recipe(write(tmp_path, d)).sha256 == h1
+    Image.new("L", (16, 16), 128).save(tmp_path / "m.png")
+    assert load_recipe(write(tmp_path, d)).sha256 != h1
+    assert load_recipe(write(tmp_path, with_(("seed",), 9, d))).sha256 not in (h1,)

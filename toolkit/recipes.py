@@ -18,6 +18,7 @@ This module does no printing; its only file I/O is reading recipes/masks and `sa
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import functools
 import hashlib
@@ -35,6 +36,7 @@ import torch
 import yaml
 
 from . import masks as M
+from .checkpoints import sha256_file
 from .engine import Blend, LabelSwap, render
 from .images import to_uint8
 from .sampling import derive_seed, sample_latents
@@ -442,8 +444,9 @@ LABEL_SWAP = Obj({
 BLEND = Obj({
     "reference": F(Obj({
         "seed": F(rand(Num(0, MAX_SEED, integer=True)), default={"range": DEFAULT_REFERENCE_SEEDS}),
-        "class": F(OneOf(Str(["source"]), CLASS, Obj({"choice": F(Seq(CLASS, 1), True)}, tag="choice"),
-                         what="'source', a class, or {choice: [class, ...]}")),
+        "class": F(OneOf(CLASS, Obj({"choice": F(Seq(CLASS, 1), True)}, tag="choice"),
+                         what="'source', a class, or {choice: [class or 'source', ...]}",
+                         doc="Reference class (default 'source': the variant's own class)")),
     }, doc="Which image the features come from: its latent seed and (conditional models) its class."),
         default={"seed": {"range": DEFAULT_REFERENCE_SEEDS}}),
     "region": F(REGION, True),
@@ -568,7 +571,7 @@ class Recipe:
     path: Path | None
     base_dir: Path
     info: ModelInfo = field(repr=False, compare=False, default=None)
-    _masks: dict = field(repr=False, compare=False, default_factory=dict)   # rel path -> float array
+    _masks: dict = field(repr=False, compare=False, default_factory=dict)   # rel path -> (float array, file sha256)
 
     def variant(self, i: int) -> Variant:
         """Variant i: a pure function of (this recipe, its seed, i)."""
@@ -585,7 +588,7 @@ class Recipe:
         """A mask referenced by this recipe (checked and read at load time)."""
         if rel not in self._masks:
             raise KeyError(f"recipe {self.name!r} does not reference mask {rel!r}")
-        return self._masks[rel]
+        return self._masks[rel][0]
 
 
 def _err(source: str, errs: Errors) -> RecipeError:
@@ -613,8 +616,11 @@ def _construct_mapping(loader, node, deep=False):
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    """Read and validate a recipe YAML file (RecipeError with file and field path on any problem)."""
+def load_recipe(path: str | Path, *, generator=None) -> Recipe:
+    """Read and validate a recipe YAML file (RecipeError with file and field path on any problem).
+
+    `generator`: the recipe's model, already loaded (e.g. by the app); saves loading it once
+    to learn its classes and stages. Without it the model is loaded on the CPU (cached)."""
     p = Path(path)
     src = str(p)
     if not p.exists():
@@ -639,12 +645,15 @@ def load_recipe(path: str | Path) -> Recipe:
         raise RecipeError(f"{src}: (top level): expected a mapping (key: value lines), got {_type_name(data)}")
     data = dict(data)
     data.setdefault("name", p.stem if NAME_RE.match(p.stem) else "recipe")
-    return _parse(data, src, p.parent, text=text, path=p)
+    return _parse(data, src, p.parent, text=text, path=p, generator=generator)
 
 
-def parse_recipe(data: dict, source: str = "<recipe>", base_dir: str | Path = ".") -> Recipe:
-    """Validate a recipe given as a dict (e.g. built in the app); `base_dir` anchors relative paths."""
-    return _parse(copy.deepcopy(data), source, Path(base_dir), text=None, path=None)
+def parse_recipe(data: dict, source: str = "<recipe>", base_dir: str | Path = ".", *, generator=None) -> Recipe:
+    """Validate a recipe given as a dict (e.g. built in the app); `base_dir` anchors relative paths.
+    `generator`: as for `load_recipe`."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: (top level): expected a mapping, got {_type_name(data)}")
+    return _parse(copy.deepcopy(data), source, Path(base_dir), text=None, path=None, generator=generator)
 
 
 def _resolve_path(rel: str, base_dir: Path, what: str) -> Path:
@@ -661,7 +670,7 @@ def _resolve_path(rel: str, base_dir: Path, what: str) -> Path:
 
 
 def _parse(data: dict, source: str, base_dir: Path, *, text: str | None, path: Path | None,
-           mask_overrides: dict | None = None, info: ModelInfo | None = None) -> Recipe:
+           mask_overrides: dict | None = None, generator=None) -> Recipe:
     errs: Errors = []
     RECIPE.check(data, (), errs)
     if errs:
@@ -672,22 +681,24 @@ def _parse(data: dict, source: str, base_dir: Path, *, text: str | None, path: P
     # -- the model ----------------------------------------------------------------------------------
     from . import zoo
     model = data["model"]
-    if info is None:
-        if model in zoo.ZOO:
-            ref = model
-        else:
-            try:
-                ref = str(_resolve_path(model, base_dir, "model files"))
-            except ValueError as e:
-                raise _err(source, [(("model",), str(e))]) from None
-            if not Path(ref).exists():
-                raise _err(source, [(("model",), f"unknown model {model!r}: not a zoo name "
-                                     f"({', '.join(sorted(zoo.ZOO))}) and no file {ref} exists")])
+    if model in zoo.ZOO:
+        ref = model
+    else:
         try:
-            info = model_info(ref)
+            ref = str(_resolve_path(model, base_dir, "model files"))
+        except ValueError as e:
+            raise _err(source, [(("model",), str(e))]) from None
+        if not Path(ref).exists():
+            raise _err(source, [(("model",), f"unknown model {model!r}: not a zoo name "
+                                 f"({', '.join(sorted(zoo.ZOO))}) and no file {ref} exists")])
+    if generator is not None:
+        info = dataclasses.replace(info_from_generator(generator), ref=ref, name=model)
+    else:
+        try:
+            info = dataclasses.replace(model_info(ref), name=model)
         except Exception as e:  # noqa: BLE001 - any load failure is reported against the field
             raise _err(source, [(("model",), f"cannot load model {model!r}: {e}")]) from None
-    masks: dict[str, np.ndarray] = {}
+    masks: dict[str, tuple] = {}
     _check_semantics(data, info, base_dir, masks, mask_overrides or {}, errs)
     if errs:
         raise _err(source, errs)
@@ -695,8 +706,7 @@ def _parse(data: dict, source: str, base_dir: Path, *, text: str | None, path: P
     h = hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
     for rel in sorted(masks):
         h.update(rel.encode())
-        h.update(np.round(masks[rel] * 255).astype(np.uint8).tobytes())
-        h.update(repr(masks[rel].shape).encode())
+        h.update(masks[rel][1].encode())
     text = dump_recipe(data) if text is None else text
     return Recipe(name=data["name"], model=info.ref, seed=data["seed"], count=data["count"], data=data,
                   text=text, sha256=h.hexdigest(), path=path, base_dir=base_dir, info=info, _masks=masks)
@@ -709,21 +719,19 @@ def _regions(region: dict):
 
 def _check_semantics(data: dict, info: ModelInfo, base_dir: Path, masks: dict, overrides: dict, errs: Errors):
     """Rules that depend on the model or the file system (the schema cannot say them)."""
-    def check_class(c, path):
-        try:
-            info.class_id(c)
-        except ValueError as e:
-            errs.append((path, str(e)))
-
-    def check_classes(spec, path):
-        if isinstance(spec, dict):
-            for k, c in enumerate(spec["choice"]):
-                check_class(c, path + ("choice", k))
-        elif isinstance(spec, list):
-            for k, c in enumerate(spec):
-                check_class(c, path + (k,))
-        elif spec != "all" and spec != "source":
-            check_class(spec, path)
+    def check_classes(spec, path, allow_source=False):
+        items = [((), spec)] if not isinstance(spec, (dict, list)) else \
+            [(("choice", k), c) for k, c in enumerate(spec["choice"])] if isinstance(spec, dict) else \
+            [((k,), c) for k, c in enumerate(spec)]
+        for sub, c in items:
+            if c == "all" and sub == () and path == ("source", "classes"):
+                continue
+            if c == "source" and allow_source:
+                continue      # a blend reference may name the variant's own source class
+            try:
+                info.class_id(c)
+            except ValueError as e:
+                errs.append((path + sub, str(e)))
 
     src = data["source"]
     if info.n_classes:
@@ -767,7 +775,7 @@ def _check_semantics(data: dict, info: ModelInfo, base_dir: Path, masks: dict, o
                 if not info.n_classes:
                     errs.append((path + ("reference", "class"), f"model {info.name} is unconditional: remove `class`"))
                 else:
-                    check_classes(ref["class"], path + ("reference", "class"))
+                    check_classes(ref["class"], path + ("reference", "class"), allow_source=True)
             p = info.n_blend_points
             st = spec["strength"]
             for k, s in enumerate(st["choice"] if isinstance(st, dict) and "choice" in st else [st]):
@@ -789,7 +797,7 @@ def _check_mask(rel: str, base_dir: Path, masks: dict, overrides: dict, path: tu
     if rel in masks:
         return
     if rel in overrides:
-        masks[rel] = overrides[rel]
+        masks[rel] = overrides[rel]     # (array, sha256 of the PNG bytes about to be written)
         return
     if Path(os.path.expanduser(rel)).is_absolute():
         errs.append((path, f"{rel!r} is an absolute path: mask paths are relative to the recipe's folder "
@@ -797,7 +805,7 @@ def _check_mask(rel: str, base_dir: Path, masks: dict, overrides: dict, path: tu
         return
     try:
         full = _resolve_path(rel, base_dir, "mask files")
-        masks[rel] = M.load_mask_file(full)
+        masks[rel] = (M.load_mask_file(full), sha256_file(full))
     except (ValueError, M.MaskFileError) as e:
         errs.append((path, str(e)))
 
@@ -1205,7 +1213,7 @@ def save_recipe(data: dict, name: str, recipes_dir: str | Path, masks: dict = {}
     data = copy.deepcopy(data)
     data["name"] = name
     pngs: dict[str, bytes] = {}
-    overrides: dict[str, np.ndarray] = {}
+    overrides: dict[str, tuple] = {}
     for region in _walk_regions(data):
         key = region.get("mask")
         if isinstance(key, str) and key in masks:
@@ -1219,7 +1227,7 @@ def save_recipe(data: dict, name: str, recipes_dir: str | Path, masks: dict = {}
                 buf = io.BytesIO()
                 Image.fromarray(arr, mode="L").save(buf, format="PNG")
                 pngs[rel] = buf.getvalue()
-                overrides[rel] = arr.astype(np.float32) / 255.0
+                overrides[rel] = (arr.astype(np.float32) / 255.0, hashlib.sha256(pngs[rel]).hexdigest())
             region["mask"] = rel
     target = recipes_dir / f"{name}.yaml"
     recipe = _parse(copy.deepcopy(data), str(target), recipes_dir, text=None, path=None, mask_overrides=overrides)
