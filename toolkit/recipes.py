@@ -1105,7 +1105,7 @@ def _render_group(gen, recipe: Recipe, variants: list[Variant], res: int, trunc)
                 edit_classes.append(e["blend"]["reference"]["class"])
         if info.n_classes:
             weights = class_weight_maps(recipe, v, res)
-            label_map = weights.argmax(0).astype(np.uint8 if info.n_classes <= 256 else np.int32)
+            label_map = weights.argmax(0).astype(np.uint8 if info.n_classes <= 256 else np.uint16)
             counts = np.bincount(label_map.ravel(), minlength=info.n_classes)
             soft = {info.class_names[c]: float(counts[c] / label_map.size) for c in np.nonzero(counts)[0]}
             label_id = int(counts.argmax())
