@@ -405,3 +405,21 @@ def test_recipe_hash_covers_data_and_mask_bytes(tmp_path):
     Image.new("L", (16, 16), 128).save(tmp_path / "m.png")
     assert load_recipe(write(tmp_path, d)).sha256 != h1
     assert load_recipe(write(tmp_path, with_(("seed",), 9, d))).sha256 not in (h1,)
+
+
+def test_numpy_resize_matches_resize_weights_and_feather_matches_convolution():
+    rng = np.random.default_rng(0)
+    for shape, size in [((64, 64), (32, 32)), ((50, 70), (32, 32)), ((16, 24), (64, 64)), ((100, 30), (64, 12))]:
+        x = rng.random(shape).astype(np.float32)
+        ref = M.resize_weights(torch.from_numpy(x), size).numpy()
+        assert np.allclose(M.resize_mask(x, size), ref, atol=1e-5), (shape, size)
+    x = (rng.random((20, 20)) > 0.5).astype(np.float32)
+    sigma = 1.5
+    radius = int(np.ceil(3 * sigma))
+    t = np.arange(-radius, radius + 1)
+    k = np.exp(-0.5 * (t / sigma) ** 2)
+    k /= k.sum()
+    padded = np.pad(x.astype(np.float64), radius, mode="edge")
+    direct = np.array([[(padded[i:i + 2 * radius + 1, j:j + 2 * radius + 1] * np.outer(k, k)).sum()
+                        for j in range(20)] for i in range(20)])
+    assert np.allclose(M.gaussian_feather(x, sigma), direct, atol=1e-6)

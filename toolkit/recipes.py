@@ -996,7 +996,8 @@ def _composite(ms: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
-def class_weight_maps(recipe: Recipe, variant: Variant, resolution: int) -> np.ndarray:
+def class_weight_maps(recipe: Recipe, variant: Variant, resolution: int,
+                      masks: list[np.ndarray] | None = None) -> np.ndarray:
     """`[n_classes, R, R]` final per-pixel class weights of a conditional variant (sum to 1).
 
     Base class weight 1 − Σ swap weights; label swaps (strength × composited region) move weight
@@ -1004,7 +1005,7 @@ def class_weight_maps(recipe: Recipe, variant: Variant, resolution: int) -> np.n
     pixel's weight to its reference's class, since those pixels' features come from it."""
     info = recipe.info
     p = variant.params
-    ms = edit_masks(recipe, variant, resolution)
+    ms = edit_masks(recipe, variant, resolution) if masks is None else masks
     swaps = [(j, e["label_swap"]) for j, e in enumerate(p["edits"]) if "label_swap" in e]
     blends = [(j, e["blend"]) for j, e in enumerate(p["edits"]) if "blend" in e]
     sw = _composite([e["strength"] * ms[j] for j, e in swaps]) if swaps else []
@@ -1104,7 +1105,7 @@ def _render_group(gen, recipe: Recipe, variants: list[Variant], res: int, trunc)
             elif "class" in e["blend"]["reference"]:
                 edit_classes.append(e["blend"]["reference"]["class"])
         if info.n_classes:
-            weights = class_weight_maps(recipe, v, res)
+            weights = class_weight_maps(recipe, v, res, ms)
             label_map = weights.argmax(0).astype(np.uint8 if info.n_classes <= 256 else np.uint16)
             counts = np.bincount(label_map.ravel(), minlength=info.n_classes)
             soft = {info.class_names[c]: float(counts[c] / label_map.size) for c in np.nonzero(counts)[0]}
