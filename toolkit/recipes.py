@@ -345,8 +345,14 @@ class OneOf(Node):
             same = [o for o in self.options if _same_type(o, v)]
             if len(same) == 1:
                 same[0].check(v, path, errs)
-            else:
-                errs.append((path, f"expected {self.describe()}; got {_type_name(v)}"))
+                return
+            hint = ""
+            if isinstance(v, dict):   # e.g. {center, size} without `shape: ellipse`
+                fits = [o.tag for o in self.options if isinstance(o, Obj) and isinstance(o.tag, tuple)
+                        and set(v) <= set(o.fields)]
+                if fits:
+                    hint = " Missing " + " or ".join(f"`{k}: {t}`" for k, t in fits) + "?"
+            errs.append((path, f"expected {self.describe()}; got {_type_name(v)}.{hint}"))
             return
         hits[0].check(v, path, errs)
 
