@@ -662,6 +662,15 @@ def parse_recipe(data: dict, source: str = "<recipe>", base_dir: str | Path = ".
     return _parse(copy.deepcopy(data), source, Path(base_dir), text=None, path=None, generator=generator)
 
 
+def validate_schema(data, source: str = "<recipe>") -> None:
+    """Structural checks only (keys, types, ranges): what can be said without the model or the
+    mask files, e.g. for a recipe whose weights the user has not downloaded yet. RecipeError."""
+    errs: Errors = []
+    RECIPE.check(data, (), errs)
+    if errs:
+        raise _err(source, errs)
+
+
 def _resolve_path(rel: str, base_dir: Path, what: str) -> Path:
     """A path from a recipe, resolved against its folder; refuses escapes (ValueError)."""
     raw = Path(os.path.expanduser(rel))
@@ -677,10 +686,8 @@ def _resolve_path(rel: str, base_dir: Path, what: str) -> Path:
 
 def _parse(data: dict, source: str, base_dir: Path, *, text: str | None, path: Path | None,
            mask_overrides: dict | None = None, generator=None) -> Recipe:
+    validate_schema(data, source)
     errs: Errors = []
-    RECIPE.check(data, (), errs)
-    if errs:
-        raise _err(source, errs)
     data = fill_defaults(RECIPE, data)
     data.setdefault("name", "recipe")
 
