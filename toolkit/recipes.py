@@ -650,7 +650,7 @@ def load_recipe(path: str | Path, *, generator=None) -> Recipe:
     if not isinstance(data, dict):
         raise RecipeError(f"{src}: (top level): expected a mapping (key: value lines), got {_type_name(data)}")
     data = dict(data)
-    data.setdefault("name", p.stem if NAME_RE.match(p.stem) else "recipe")
+    data.setdefault("name", re.sub(r"[^A-Za-z0-9_.-]+", "-", p.stem).strip("-.") or "recipe")
     return _parse(data, src, p.parent, text=text, path=p, generator=generator)
 
 
@@ -1152,8 +1152,11 @@ def _repr_list(dumper, data):
 
 def _repr_dict(dumper, data):
     # short mappings of scalars/flat lists read best inline ({choice: [a, b]}, {range: [0, 1]})
-    flow = len(data) <= 2 and all(not isinstance(v, dict) for v in data.values()) and \
-        all(not isinstance(v, list) or all(not isinstance(x, (dict, list)) for x in v) for v in data.values())
+    def flat(v):
+        return not isinstance(v, (dict, list)) or \
+            (isinstance(v, list) and all(not isinstance(x, dict) and (not isinstance(x, list) or all(map(flat, x)))
+                                         for x in v))
+    flow = len(data) <= 3 and all(flat(v) for v in data.values())
     return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flow)
 
 
