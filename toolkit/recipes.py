@@ -528,10 +528,12 @@ class ModelInfo:
 
 
 def _class_index(info: ModelInfo, c) -> int:
+    from types import SimpleNamespace
+
     from .generators.base import Generator
-    fake = Generator.__new__(Generator)       # only uses the attributes below
-    fake.__dict__.update(n_classes=info.n_classes, class_names=list(info.class_names), model_id=info.name)
-    return Generator.class_index(fake, c)
+    # The generator's own lookup (names, synonyms, ids, suggestions) on the metadata alone.
+    meta = SimpleNamespace(n_classes=info.n_classes, class_names=list(info.class_names), name_for_errors=info.name)
+    return Generator.class_index(meta, c)
 
 
 @functools.lru_cache(maxsize=32)
@@ -851,7 +853,7 @@ def _class_entry(info: ModelInfo, c) -> dict:
     return {"class": info.class_names[cid], "class_id": cid}
 
 
-def _concrete_region(spec: dict, rng: np.random.Generator, recipe: Recipe) -> dict:
+def _concrete_region(spec: dict, rng: np.random.Generator) -> dict:
     """Draw a region's random parts (choice, blob, jitter) → concrete region (see toolkit.masks)."""
     if "choice" in spec:
         spec = spec["choice"][int(rng.integers(len(spec["choice"])))]
@@ -953,7 +955,7 @@ def _expand(recipe: Recipe, i: int, seed: int) -> dict:
             e = {**_class_entry(info, _draw(spec["to"], rng)),
                  "strength": float(_draw(spec["strength"], rng)),
                  "stages": stages,
-                 "region": _concrete_region(spec["region"], rng, recipe)}
+                 "region": _concrete_region(spec["region"], rng)}
             e = {"to": e.pop("class"), "to_id": e.pop("class_id"), **e}
             edits.append({"label_swap": e})
         else:
@@ -965,7 +967,7 @@ def _expand(recipe: Recipe, i: int, seed: int) -> dict:
                 r.update(_class_entry(info, source["class_id"] if c == "source" else c))
             e = {"reference": r,
                  "strength": _blend_strength(spec["strength"], spec.get("points"), rng, info.n_blend_points),
-                 "region": _concrete_region(spec["region"], rng, recipe)}
+                 "region": _concrete_region(spec["region"], rng)}
             edits.append({"blend": e})
     return {"source": source, "edits": edits}
 
