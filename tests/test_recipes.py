@@ -513,3 +513,24 @@ def test_validator_and_json_schema_agree_on_mutations(base):
             if (mine is None) != schema_ok:
                 assert mine is not None and ("low > high" in mine or "is empty" in mine), (p, val, mine)
     assert n > 250
+
+
+def test_high_resolution_rasterisation_is_capped_and_accurate():
+    assert M._supersample(64, None, 4) == 4 and M._supersample(256, None, 4) == 2 and M._supersample(1024, None, 4) == 1
+    for res in (64, 256, 1024):
+        ell = M.rasterize_region({"shape": "ellipse", "center": [0.5, 0.5], "size": [0.4, 0.3]}, res)
+        assert ell.shape == (res, res) and ell.sum() == pytest.approx(np.pi * 0.2 * 0.15 * res * res, rel=0.003)
+
+
+def test_fixed_regions_are_rasterised_once_per_recipe(tiny):
+    d = {"model": "tiny", "source": {"classes": "red"},
+         "edits": [{"label_swap": {"to": "blue", "region": {"shape": "ellipse", "center": [0.5, 0.5], "size": [0.5, 0.5]}}}]}
+    r = parse_recipe(d)
+    from toolkit.recipes import edit_masks
+    a, b = edit_masks(r, r.variant(0), 32)[0], edit_masks(r, r.variant(1), 32)[0]
+    assert a is b and not a.flags.writeable
+    assert np.array_equal(a, M.rasterize_region(r.variant(5).params["edits"][0]["label_swap"]["region"], 32))
+    fresh = parse_recipe(d)
+    x = render_variants(tiny, r, r.variants([2, 3]))
+    y = render_variants(tiny, fresh, fresh.variants([2, 3]))
+    assert all(np.array_equal(p.image, q.image) for p, q in zip(x, y))

@@ -580,6 +580,7 @@ class Recipe:
     base_dir: Path
     info: ModelInfo = field(repr=False, compare=False, default=None)
     _masks: dict = field(repr=False, compare=False, default_factory=dict)   # rel path -> (float array, file sha256)
+    _rasters: dict = field(repr=False, compare=False, default_factory=dict)  # (region JSON, res) -> mask
 
     def variant(self, i: int) -> Variant:
         """Variant i: a pure function of (this recipe, its seed, i)."""
@@ -992,12 +993,27 @@ class RenderedVariant:
     locality: float
 
 
+RASTER_CACHE_BYTES = 64 << 20
+
+
 def edit_masks(recipe: Recipe, variant: Variant, resolution: int) -> list[np.ndarray]:
-    """Each edit's region rasterised at `resolution` (before compositing), in edit order."""
+    """Each edit's region rasterised at `resolution` (before compositing), in edit order.
+
+    Regions without random parts are the same for every variant: they are rasterised once per
+    recipe (a small cache; it is emptied when it would exceed RASTER_CACHE_BYTES)."""
     out = []
+    cache = recipe._rasters
     for edit in variant.params["edits"]:
         (kind, e), = edit.items()
-        out.append(M.rasterize_region(e["region"], resolution, recipe.load_mask))
+        key = (json.dumps(e["region"], sort_keys=True), resolution)
+        m = cache.get(key)
+        if m is None:
+            m = M.rasterize_region(e["region"], resolution, recipe.load_mask)
+            m.setflags(write=False)       # shared between variants: nobody may edit it in place
+            if (len(cache) + 1) * m.nbytes > RASTER_CACHE_BYTES:
+                cache.clear()
+            cache[key] = m
+        out.append(m)
     return out
 
 
