@@ -519,7 +519,7 @@ def test_high_resolution_rasterisation_is_capped_and_accurate():
     assert M._supersample(64, None, 4) == 4 and M._supersample(256, None, 4) == 2 and M._supersample(1024, None, 4) == 1
     for res in (64, 256, 1024):
         ell = M.rasterize_region({"shape": "ellipse", "center": [0.5, 0.5], "size": [0.4, 0.3]}, res)
-        assert ell.shape == (res, res) and ell.sum() == pytest.approx(np.pi * 0.2 * 0.15 * res * res, rel=0.003)
+        assert ell.shape == (res, res) and ell.sum() == pytest.approx(np.pi * 0.2 * 0.15 * res * res, rel=0.006)
 
 
 def test_fixed_regions_are_rasterised_once_per_recipe(tiny):
