@@ -534,3 +534,18 @@ def test_fixed_regions_are_rasterised_once_per_recipe(tiny):
     x = render_variants(tiny, r, r.variants([2, 3]))
     y = render_variants(tiny, fresh, fresh.variants([2, 3]))
     assert all(np.array_equal(p.image, q.image) for p, q in zip(x, y))
+
+
+def test_masks_prepared_ahead_in_threads_give_the_same_result(tiny):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from toolkit.recipes import prepare_masks
+    r = parse_recipe(BASE)
+    vs = r.variants(range(5))
+    with ThreadPoolExecutor(2) as ex:
+        masks = prepare_masks(r, vs, 32, ex)
+    assert all(np.array_equal(a, b) for ms, ns in zip(masks, prepare_masks(r, vs, 32)) for a, b in zip(ms, ns))
+    x, y = render_variants(tiny, r, vs, masks=masks), render_variants(tiny, r, vs)
+    assert all(np.array_equal(p.image, q.image) and np.array_equal(p.mask, q.mask) for p, q in zip(x, y))
+    with pytest.raises(ValueError, match="masks for 4 variants"):
+        render_variants(tiny, r, vs, masks=masks[:4])
