@@ -262,23 +262,16 @@ def test_shipped_recipes_are_there():
     assert {"tiny-label-swap.yaml", "faces64-parts.yaml"} <= names and len(names) >= 3
 
 
-def _model_available(model: str, folder: Path) -> bool:
-    from toolkit import zoo
-    if model in zoo.ZOO:
-        return zoo.get(model).is_cached(zoo.get(model))
-    return (folder / model).exists()
-
-
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_shipped_recipes_validate_and_tiny_ones_render(path, tiny):
     data = yaml.safe_load(path.read_text())
     validate_schema(data, str(path))
-    if not _model_available(data["model"], path.parent):
-        pytest.skip(f"{path.name}: model {data['model']!r} is not available here (schema checked only)")
+    if data["model"] != "tiny":
+        # faces64 is loaded and rendered in its own test; other models are too big for fast tests
+        # (or their weights are not shipped): the schema is what can be checked here.
+        pytest.skip(f"{path.name}: model {data['model']!r} is not the tiny test model (schema checked only)")
     r = load_recipe(path)
     assert r.name == path.stem and r.text == path.read_text()
-    if r.model != "tiny":
-        return      # faces64 renders in its own test; bigger models are not rendered in fast tests
     out = render_variants(tiny, r, r.variants([0, 1]))
     for o in out:
         assert o.image.shape == (32, 32, 3) and o.image.dtype == np.uint8
@@ -295,6 +288,7 @@ def test_faces64_recipe_renders_local_part_blends():
         pytest.skip("faces64 weights are not cached (python -m toolkit fetch faces64); tests never download")
     path = ROOT / "recipes" / "faces64-parts.yaml"
     r = load_recipe(path)
+    assert r.name == path.stem and r.text == path.read_text()
     gen = load_generator(r.model, "cpu")
     out = render_variants(gen, r, r.variants([0, 1]))
     for o in out:
