@@ -129,6 +129,8 @@ def uncond_model(tmp_path_factory):
     (with_(("edits",), [{"label_swap": {}, "blend": {}}]), ["edits[0]: has both 'label_swap' and 'blend'"]),
     (with_(("model",), "no-such-model"), ["model: unknown model 'no-such-model'", "tiny"]),
     (with_(("model",), KeyError), ["model: missing (required): add a zoo name"]),
+    (with_(("model",), "../weights/g.safetensors"), ["model: '../weights/g.safetensors' points outside the recipe's folder"]),
+    (with_(("edits",), ["label_swap"]), ["edits[0]: expected {label_swap: {...}} or {blend: {...}}; got a string"]),
 ])
 def test_schema_errors_name_file_path_and_fix(tmp_path, data, needles):
     msg = error_of(tmp_path, data)
