@@ -545,3 +545,12 @@ def test_masks_prepared_ahead_in_threads_give_the_same_result(tiny):
     assert all(np.array_equal(p.image, q.image) and np.array_equal(p.mask, q.mask) for p, q in zip(x, y))
     with pytest.raises(ValueError, match="masks for 4 variants"):
         render_variants(tiny, r, vs, masks=masks[:4])
+
+
+def test_wide_feather_matches_the_exact_blur():
+    from toolkit.masks import _gaussian_exact
+    for res, sigma, region in [(256, 16, {"shape": "polygon", "points": [[-0.1, -0.1], [0.5, -0.1], [0.5, 0.4], [-0.1, 0.4]]}),
+                               (200, 9.5, {"shape": "ellipse", "center": [0.4, 0.6], "size": [0.5, 0.3], "angle": 20})]:
+        m = M.rasterize_region(region, res)
+        fast, exact = M.gaussian_feather(m, sigma), _gaussian_exact(m, sigma)
+        assert fast.shape == exact.shape and np.abs(fast - exact).max() < 0.003
