@@ -1,0 +1,23 @@
+"""Neural Collage Toolkit app: `streamlit run app.py` (or `make run`).
+
+The entry script: the shared sidebar (model, device, seeds) and the page list. Pages are
+short scripts in `pages/`; everything they do is a call into `toolkit`.
+"""
+import logging
+
+import streamlit as st
+
+from toolkit.ui import widgets
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+st.set_page_config(page_title="Neural Collage Toolkit", layout="wide")
+
+pages = [
+    st.Page("pages/label_swap.py", title="Label swap", icon="🏷️", default=True),
+    st.Page("pages/feature_blend.py", title="Feature blend", icon="🧩"),
+    st.Page("pages/batch.py", title="Batch", icon="⚙️"),
+    st.Page("pages/review.py", title="Review", icon="✅"),
+]
+page = st.navigation(pages)
+widgets.sidebar()
+page.run()
