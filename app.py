@@ -13,8 +13,8 @@ logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(messag
 st.set_page_config(page_title="Neural Collage Toolkit", layout="wide")
 
 pages = [
-    st.Page("pages/label_swap.py", title="Label swap", icon="🏷️", default=True),
-    st.Page("pages/feature_blend.py", title="Feature blend", icon="🧩"),
+    st.Page("pages/feature_blend.py", title="Feature blend", icon="🧩", default=True),
+    st.Page("pages/label_swap.py", title="Label swap", icon="🏷️"),
     st.Page("pages/batch.py", title="Batch", icon="⚙️"),
     st.Page("pages/review.py", title="Review", icon="✅"),
 ]

@@ -8,20 +8,19 @@ masks are untrusted files: they are size-checked before decoding and every failu
 """
 from __future__ import annotations
 
-import io
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from ..masks import resize_weights
+from ..masks import MaskFileError, load_mask_file, resize_weights
 
 # One colour per target; distinct hues so anti-aliased stroke edges still map to the right target.
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#ffe119", "#f032e6", "#42d4f4", "#f58231", "#911eb4"]
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-MAX_UPLOAD_PIXELS = 4096 * 4096
-_ACCEPTED_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "I", "I;16", "I;16B", "F")
 
 
 class MaskError(ValueError):
@@ -59,45 +58,24 @@ def strokes_to_weights(rgba: np.ndarray | None, colours: list[str], resolution: 
 def mask_from_upload(data: bytes, resolution: int, name: str = "upload") -> np.ndarray:
     """`[resolution, resolution]` float32 in [0, 1] from an uploaded image file.
 
-    Grey levels are the weights (white = inside); an image with a non-constant alpha channel
-    uses its alpha instead. Any square size is accepted and area-resized.
+    Decoding is `toolkit.masks.load_mask_file`'s (alpha when the image has a non-opaque one,
+    otherwise grey levels; pixel-count and decompression-bomb limits); this adds the upload's
+    byte limit and the shape rule: any square size, area-resized to the model's resolution.
     """
     if len(data) > MAX_UPLOAD_BYTES:
         raise MaskError(f"{name}: the file is {len(data) / 2**20:.1f} MB; masks may be at most "
                         f"{MAX_UPLOAD_BYTES // 2**20} MB. Save it as a smaller greyscale PNG.")
-    try:
-        im = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, OSError) as e:
-        raise MaskError(f"{name}: not a readable image ({e}). Upload a PNG: white = inside the region.") from None
-    w, h = im.size
-    if w * h > MAX_UPLOAD_PIXELS:
-        raise MaskError(f"{name}: the image is {w}×{h} pixels; masks may have at most "
-                        f"{MAX_UPLOAD_PIXELS} pixels (4096×4096). Downscale it first.")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "upload"
+        path.write_bytes(data)
+        try:
+            m = load_mask_file(path)
+        except MaskFileError as e:
+            raise MaskError(f"{name}: " + str(e).replace(repr(str(path)), "").replace("  ", " ")) from None
+    h, w = m.shape
     if w != h:
         raise MaskError(f"{name}: the image is {w}×{h}; masks must be square like the model's "
                         f"{resolution}×{resolution} output (any square size is resized).")
-    if im.mode not in _ACCEPTED_MODES:
-        raise MaskError(f"{name}: image mode {im.mode!r} is not supported for masks; use greyscale (L), "
-                        "RGB or RGBA.")
-    try:
-        im.load()
-    except (OSError, Image.DecompressionBombError, ValueError) as e:
-        raise MaskError(f"{name}: the image could not be decoded ({e}).") from None
-    if im.mode in ("P", "PA"):
-        im = im.convert("RGBA")
-    if im.mode in ("LA", "RGBA"):
-        alpha = np.asarray(im.getchannel("A"), np.float32) / 255.0
-        if alpha.min() < alpha.max():
-            m = alpha
-        else:
-            m = np.asarray(im.convert("L"), np.float32) / 255.0
-    elif im.mode in ("I", "I;16", "I;16B", "F"):
-        arr = np.asarray(im, np.float32)
-        top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        m = arr / (top if im.mode != "F" or arr.max() > 1 else 1.0)
-    else:
-        m = np.asarray(im.convert("L"), np.float32) / 255.0
-    m = np.clip(m, 0, 1)
     return resize_weights(torch.from_numpy(np.ascontiguousarray(m)), (resolution, resolution)).clamp(0, 1).numpy()
 
 

@@ -116,6 +116,11 @@ def render_blend(key: str, dev: str, seed: int, source_class: int | None,
 
 
 # -- small widgets ---------------------------------------------------------------------------------
+def upscale_pil(image, size: int = DISPLAY) -> Image.Image:
+    im = Image.fromarray(image) if isinstance(image, np.ndarray) else image
+    return im.resize((size, size), Image.NEAREST)
+
+
 def show(image, caption: str | None = None, size: int = DISPLAY) -> None:
     im = Image.fromarray(image) if isinstance(image, np.ndarray) else image
     st.image(im.resize((size, size), Image.NEAREST), caption=caption, width=size)
@@ -178,10 +183,14 @@ def upload_mask(label: str, key: str, resolution: int) -> np.ndarray | None:
     if f is None:
         return None
     try:
-        return mask_from_upload(f.getvalue(), resolution, name=f.name)
+        m = mask_from_upload(f.getvalue(), resolution, name=f.name)
     except MaskError as e:
         st.error(str(e))
         return None
+    if not m.any():
+        st.warning(f"{f.name}: the mask is empty (all black or fully transparent); white marks the region.")
+        return None
+    return m
 
 
 # -- save as recipe --------------------------------------------------------------------------------
