@@ -175,12 +175,18 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
         pending: collections.deque[tuple[list[int], list[Future]]] = collections.deque()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nct-writer") as pool:
             try:
-                for start in range(0, len(todo), batch_size):
+                for start in range(0, len(mine), batch_size):
+                    # Fixed batches over this run's indices: a resumed run renders each batch with
+                    # the same composition as an uninterrupted one (pixels can depend on it), and
+                    # writes only the variants still missing.
+                    chunk = mine[start:start + batch_size]
+                    if all(i in ds.done for i in chunk):
+                        continue
                     if stop is not None and stop.is_set():
                         stopped = True
                         break
-                    chunk = todo[start:start + batch_size]
-                    rendered = _render(render_variants, gen, recipe, chunk, state)
+                    rendered = [rv for rv in _render(render_variants, gen, recipe, chunk, state, ds.done)
+                                if rv.index not in ds.done]
                     pending.append(([rv.index for rv in rendered], [pool.submit(ds.write_variant, rv)
                                                                      for rv in rendered]))
                     while pending and (len(pending) > _MAX_PENDING_BATCHES or all(f.done() for f in pending[0][1])):
@@ -197,7 +203,6 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
                            images_per_s=state.written / seconds if seconds > 0 else 0.0, out_dir=Path(out_dir),
                            total=len(mine), complete=complete, stopped=stopped, failures=state.failures,
                            shard=shard, device=str(gen.device), batch_size=batch_size)
-    log.info("%s", summary.line())
     return summary
 
 
@@ -215,7 +220,7 @@ class _RunState:
             self.progress(self.done, self.total)
 
 
-def _render(render_variants, gen, recipe, chunk: list[int], state: _RunState) -> list:
+def _render(render_variants, gen, recipe, chunk: list[int], state: _RunState, done: set[int]) -> list:
     """One batched render; if the engine rejects the batch, render its variants one by one so a
     single bad variant (e.g. sampled strengths × masks > 1) fails alone and is reported."""
     variants = [recipe.variant(i) for i in chunk]
@@ -227,7 +232,7 @@ def _render(render_variants, gen, recipe, chunk: list[int], state: _RunState) ->
             return []
         log.warning("batch of variants %d..%d failed (%s); rendering them one by one", chunk[0], chunk[-1], e)
     out = []
-    for v in variants:
+    for v in (v for v in variants if v.index not in done):
         try:
             out.extend(render_variants(gen, recipe, [v]))
         except (ValueError, RuntimeError) as e:
