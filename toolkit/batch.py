@@ -15,6 +15,7 @@ the `progress` callback; the CLI draws the bar).
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import logging
 import os
 import threading
@@ -45,6 +46,8 @@ class BatchSummary:
     complete: bool = False               # DIR/metadata.csv holds the whole run (all shards merged)
     stopped: bool = False                # ended early by the `stop` event
     failures: list[tuple[int, str]] = field(default_factory=list)   # (variant index, error)
+    render_seconds: float = 0.0          # inside render_variants (device busy)
+    wait_seconds: float = 0.0            # runner blocked on PNG writes (device idle because of I/O)
     shard: tuple[int, int] | None = None
     device: str = "cpu"
     batch_size: int = 0
@@ -55,8 +58,8 @@ class BatchSummary:
         state = "stopped early; rerun to resume" if self.stopped else (
             "complete" if self.complete else "this shard done; merge pending other shards")
         return (f"wrote {self.written}, skipped {self.skipped}, failed {self.failed} in {self.seconds:.1f} s "
-                f"({self.images_per_s:.1f} images/s, batch {self.batch_size}, {self.device}{where}) → "
-                f"{self.out_dir} [{state}]")
+                f"({self.images_per_s:.1f} images/s, batch {self.batch_size}, {self.device}{where}; rendering "
+                f"{self.render_seconds:.1f} s, waiting for writes {self.wait_seconds:.1f} s) → {self.out_dir} [{state}]")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -185,8 +188,10 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
                     if stop is not None and stop.is_set():
                         stopped = True
                         break
+                    t = time.perf_counter()
                     rendered = [rv for rv in _render(render_variants, gen, recipe, chunk, state, ds.done)
                                 if rv.index not in ds.done]
+                    state.render_seconds += time.perf_counter() - t
                     pending.append(([rv.index for rv in rendered], [pool.submit(ds.write_variant, rv)
                                                                      for rv in rendered]))
                     while pending and (len(pending) > _MAX_PENDING_BATCHES or all(f.done() for f in pending[0][1])):
@@ -202,7 +207,8 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
     summary = BatchSummary(written=state.written, skipped=skipped, failed=len(state.failures), seconds=seconds,
                            images_per_s=state.written / seconds if seconds > 0 else 0.0, out_dir=Path(out_dir),
                            total=len(mine), complete=complete, stopped=stopped, failures=state.failures,
-                           shard=shard, device=str(gen.device), batch_size=batch_size)
+                           shard=shard, device=str(gen.device), batch_size=batch_size,
+                           render_seconds=state.render_seconds, wait_seconds=state.wait_seconds)
     return summary
 
 
@@ -213,6 +219,8 @@ class _RunState:
     progress: Callable[[int, int], None] | None
     written: int = 0
     failures: list[tuple[int, str]] = field(default_factory=list)
+    render_seconds: float = 0.0
+    wait_seconds: float = 0.0
 
     def advance(self, n: int) -> None:
         self.done += n
@@ -252,6 +260,9 @@ def _commit(ds: DatasetWriter, item: tuple[list[int], list[Future]], state: _Run
     full, permission) commits the batch's successful variants and stops the run with a
     DatasetError that says how to resume."""
     indices, futures = item
+    t = time.perf_counter()
+    concurrent.futures.wait(futures)
+    state.wait_seconds += time.perf_counter() - t
     rows, error = [], None
     for i, f in zip(indices, futures):
         try:
