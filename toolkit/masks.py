@@ -47,3 +47,204 @@ def resize_weights(w: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     elif w_out > w_in:
         x = F.interpolate(x.unsqueeze(1), size=(x.shape[-2], w_out), mode="nearest").squeeze(1)
     return x.reshape(*lead, h_out, w_out)
+
+
+# ==============================================================================================
+# Regions: shapes, mask files and random blobs → soft masks at the model's resolution.
+#
+# Why here: recipes (`toolkit/recipes.py`), the app and the tests all need the same pixels for
+# the same region description. A region is described in *relative* coordinates (0..1, x to the
+# right, y down) so one recipe fits any model resolution. A *concrete* region (what a recipe
+# variant records after drawing its random parts) is one of
+#   {"shape": "polygon", "points": [[x, y], ...]}
+#   {"shape": "ellipse", "center": [x, y], "size": [w, h], "angle": deg}
+#   {"mask": "relative/path.png", "translate": [dx, dy], "scale": s, "rotate": deg}
+# plus an optional "feather" (Gaussian blur σ as a fraction of the image side). Rasterising a
+# concrete region is deterministic: it needs no random numbers.
+# ==============================================================================================
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+SUPERSAMPLE = 4                 # shapes are drawn at 4× and area-averaged down: anti-aliased edges
+MAX_MASK_PIXELS = 4096 * 4096   # mask files above this are refused (decompression-bomb guard)
+ELLIPSE_VERTICES = 96
+
+
+class MaskFileError(ValueError):
+    """A mask file is missing, unreadable, not an image or too large (message says which and why)."""
+
+
+def mask_from_image(img: Image.Image) -> np.ndarray:
+    """A PIL image → `[H, W]` uint8 mask: its alpha channel when it has a non-opaque one (canvas
+    strokes), otherwise its luminance (white = inside)."""
+    if "A" in img.getbands():
+        alpha = np.asarray(img.getchannel("A"))
+        if alpha.min() < 255:
+            return alpha.astype(np.uint8)
+    return np.asarray(img.convert("L")).astype(np.uint8)
+
+
+def load_mask_file(path: str | Path, max_pixels: int = MAX_MASK_PIXELS) -> np.ndarray:
+    """Read a mask image → `[H, W]` float32 in [0, 1]. Raises MaskFileError with a readable reason."""
+    p = Path(path)
+    if not p.exists():
+        raise MaskFileError(f"mask file {str(p)!r} does not exist")
+    if not p.is_file():
+        raise MaskFileError(f"mask path {str(p)!r} is not a file")
+    try:
+        with warnings.catch_warnings():
+            # PIL warns (and above 2× its limit raises) on decompression bombs; treat both as errors.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as img:
+                w, h = img.size
+                if w * h > max_pixels:
+                    raise MaskFileError(f"mask file {str(p)!r} is {w}×{h} pixels, more than the limit of "
+                                        f"{max_pixels} pixels; use a smaller mask (the model's resolution is enough)")
+                img.load()
+                arr = mask_from_image(img)
+    except MaskFileError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise MaskFileError(f"mask file {str(p)!r} is too large to decode safely ({e}); use a smaller mask") from None
+    except Image.UnidentifiedImageError:
+        raise MaskFileError(f"mask file {str(p)!r} is not an image PIL can read; save it as a PNG "
+                            "(white = inside, or a transparent background with opaque strokes)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise MaskFileError(f"mask file {str(p)!r} could not be read: {e}") from None
+    return arr.astype(np.float32) / 255.0
+
+
+def gaussian_feather(mask: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Blur `[H, W]` with a Gaussian of σ = sigma_px pixels (edge-replicating borders, so regions
+    touching the image border do not fade there)."""
+    if sigma_px <= 0:
+        return mask
+    radius = max(1, int(math.ceil(3 * sigma_px)))
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (x / sigma_px) ** 2)
+    k /= k.sum()
+    m = np.pad(mask.astype(np.float64), radius, mode="edge")
+    m = np.apply_along_axis(lambda r: np.convolve(r, k, mode="valid"), 1, m)
+    m = np.apply_along_axis(lambda c: np.convolve(c, k, mode="valid"), 0, m)
+    return np.clip(m, 0, 1).astype(np.float32)
+
+
+def _downsample(arr: np.ndarray, size: int) -> np.ndarray:
+    return resize_weights(torch.from_numpy(np.array(arr, dtype=np.float32)), (size, size)).numpy()
+
+
+def rasterize_polygon(points, resolution: int, supersample: int = SUPERSAMPLE) -> np.ndarray:
+    """Polygon in relative coordinates → `[R, R]` float32 coverage in [0, 1] (anti-aliased).
+
+    Even-odd rule tested at the centres of a `supersample`× grid, then area-averaged: exact areas
+    for axis-aligned boxes on the grid (PIL's polygon fill includes its right/bottom edge)."""
+    big = resolution * supersample
+    c = (np.arange(big, dtype=np.float64) + 0.5) / big
+    px, py = c[None, :], c[:, None]
+    pts = np.asarray(points, dtype=np.float64)
+    inside = np.zeros((big, big), dtype=bool)
+    for (x0, y0), (x1, y1) in zip(pts, np.roll(pts, -1, axis=0)):
+        if y0 == y1:
+            continue
+        crosses = (y0 > py) != (y1 > py)                       # [big, 1]
+        x_at = x0 + (py - y0) * (x1 - x0) / (y1 - y0)          # [big, 1]
+        inside ^= crosses & (px < x_at)
+    return np.clip(_downsample(inside.astype(np.float32), resolution), 0, 1)
+
+
+def ellipse_points(center, size, angle: float = 0.0, n: int = ELLIPSE_VERTICES) -> list[list[float]]:
+    """Vertices of an ellipse (full width/height `size`, rotated by `angle` degrees, y down)."""
+    cx, cy = center
+    a, b = size[0] / 2, size[1] / 2
+    th = math.radians(angle)
+    c, s = math.cos(th), math.sin(th)
+    pts = []
+    for k in range(n):
+        t = 2 * math.pi * k / n
+        x, y = a * math.cos(t), b * math.sin(t)
+        pts.append([cx + c * x - s * y, cy + s * x + c * y])
+    return pts
+
+
+def transform_points(points, center, translate=(0.0, 0.0), scale: float = 1.0, rotate: float = 0.0):
+    """Scale and rotate (degrees, clockwise on screen since y points down) about `center`, then translate."""
+    th = math.radians(rotate)
+    c, s = math.cos(th), math.sin(th)
+    cx, cy = center
+    out = []
+    for x, y in points:
+        dx, dy = (x - cx) * scale, (y - cy) * scale
+        out.append([cx + c * dx - s * dy + translate[0], cy + s * dx + c * dy + translate[1]])
+    return out
+
+
+def mask_centroid(mask: np.ndarray) -> tuple[float, float]:
+    """Centre of mass of a mask in relative coordinates (image centre for an empty mask)."""
+    total = float(mask.sum())
+    if total <= 0:
+        return 0.5, 0.5
+    h, w = mask.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    return float(((xs + 0.5) * mask).sum() / total / w), float(((ys + 0.5) * mask).sum() / total / h)
+
+
+def transform_mask(mask: np.ndarray, resolution: int, translate=(0.0, 0.0), scale: float = 1.0,
+                   rotate: float = 0.0, supersample: int = SUPERSAMPLE) -> np.ndarray:
+    """A mask image of any size → `[R, R]` at the model resolution, with the same jitter as
+    `transform_points` applied about the mask's centroid (bilinear at `supersample`×, then area)."""
+    if translate[0] == 0 and translate[1] == 0 and scale == 1 and rotate == 0:
+        return np.clip(_downsample(mask, resolution), 0, 1)
+    big = resolution * supersample
+    src = _downsample(mask, big)
+    cx, cy = (v * big for v in mask_centroid(src))
+    tx, ty = translate[0] * big, translate[1] * big
+    th = math.radians(rotate)
+    c, s = math.cos(th), math.sin(th)
+    # PIL wants the inverse map (output pixel → input pixel): p = c + R(-θ)(p' - c - t) / scale.
+    a, b, d, e = c / scale, s / scale, -s / scale, c / scale
+    ox, oy = cx + tx, cy + ty
+    # The source is padded by repeating its border, so a mask touching the image edge (hair,
+    # background) still touches it after a shift instead of leaving an uncovered strip.
+    pad = big // 2
+    src = np.pad(src, pad, mode="edge")
+    coeffs = (a, b, cx - a * ox - b * oy + pad, d, e, cy - d * ox - e * oy + pad)
+    out = Image.fromarray(src.astype(np.float32), mode="F").transform(
+        (big, big), Image.AFFINE, coeffs, resample=Image.BILINEAR, fillcolor=0.0)
+    return np.clip(_downsample(np.asarray(out, dtype=np.float32), resolution), 0, 1)
+
+
+def random_blob_points(rng: np.random.Generator, center, size: float, n: int = 64, harmonics: int = 3) -> list[list[float]]:
+    """A smooth random closed outline: radius `size/2` modulated by a few random low harmonics.
+
+    Draws exactly 2 × harmonics numbers from `rng` (amplitudes, then phases), so the caller's
+    stream stays aligned whatever the outcome."""
+    amps = rng.uniform(0, 1, harmonics) * np.array([0.3 / (k + 1) for k in range(harmonics)])
+    phases = rng.uniform(0, 2 * math.pi, harmonics)
+    r0 = size / 2
+    pts = []
+    for i in range(n):
+        t = 2 * math.pi * i / n
+        r = r0 * (1 + sum(amps[k] * math.cos((k + 2) * t + phases[k]) for k in range(harmonics)))
+        pts.append([center[0] + r * math.cos(t), center[1] + r * math.sin(t)])
+    return pts
+
+
+def rasterize_region(region: dict, resolution: int, load_mask=load_mask_file) -> np.ndarray:
+    """A concrete region (see the comment above) → `[R, R]` float32 in [0, 1], feathered.
+
+    `load_mask(path) -> float array` resolves mask files (recipes pass a cached, path-checked loader).
+    """
+    if "mask" in region:
+        m = transform_mask(load_mask(region["mask"]), resolution, region.get("translate", (0.0, 0.0)),
+                           region.get("scale", 1.0), region.get("rotate", 0.0))
+    elif region.get("shape") == "polygon":
+        m = rasterize_polygon(region["points"], resolution)
+    elif region.get("shape") == "ellipse":
+        m = rasterize_polygon(ellipse_points(region["center"], region["size"], region.get("angle", 0.0)), resolution)
+    else:
+        raise ValueError(f"not a concrete region: {region!r}")
+    return gaussian_feather(m, float(region.get("feather", 0.0)) * resolution)
