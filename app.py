@@ -1,13 +1,12 @@
 """Neural Collage Toolkit app: `streamlit run app.py` (or `make run`).
 
-The entry script: the shared sidebar (model, device, seeds) and the page list. Pages are
-short scripts in `pages/`; everything they do is a call into `toolkit`.
+The entry script: the page list. Each page is a short script in `pages/` that first draws the
+shared sidebar (`toolkit.ui.widgets.sidebar`: model, device, seeds; its values persist across
+pages); everything the pages do is a call into `toolkit`.
 """
 import logging
 
 import streamlit as st
-
-from toolkit.ui import widgets
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 st.set_page_config(page_title="Neural Collage Toolkit", layout="wide")
@@ -18,6 +17,4 @@ pages = [
     st.Page("pages/batch.py", title="Batch", icon="⚙️"),
     st.Page("pages/review.py", title="Review", icon="✅"),
 ]
-page = st.navigation(pages)
-widgets.sidebar()
-page.run()
+st.navigation(pages).run()

@@ -16,6 +16,7 @@ PART_MASKS = Path(__file__).resolve().parent.parent / "recipes" / "masks"
 PARTS = {"eyes": "faces64-eyes.png", "mouth": "faces64-mouth.png", "hair": "faces64-hair.png"}
 PRESET_LABELS = {"coarse": "coarse shape", "parts": "mid-level parts", "texture": "fine texture"}
 
+W.sidebar()
 st.title("Feature blend")
 gen, key = W.require_model()
 dev = W.device()
@@ -113,20 +114,16 @@ for j in range(n_refs):
         free = 1 - np.delete(masks, j, 0).sum(0)
         masks[j] = np.maximum(masks[j], np.minimum(np.max(extra, 0), free))
 with c_mask:
-    st.caption("Regions (colour = reference)")
-    W.show(overlay(W.upscale_pil(source), masks, colours))
+    W.show(overlay(W.upscale_pil(source), masks, colours), caption="Regions (colour = reference)")
 with c_result:
     if not masks.any():
-        st.caption("Result (paint a region or pick a quick region)")
-        W.show(source)
+        W.show(source, caption="Result: paint a region or pick a quick region (source shown)")
     elif not any(strength):
-        st.caption("Result: all strengths are 0 — raise a slider or pick a preset")
-        W.show(source)
+        W.show(source, caption="Result: all strengths are 0 — raise a slider or pick a preset (source shown)")
     else:
         out = W.render_blend(key, dev, seed, src_cls, tuple((r["seed"], r["class_id"]) for r in refs),
                              masks, tuple(strength))[0]
-        st.caption("Result")
-        W.show(out)
+        W.show(out, caption="Result")
 
 
 def build(rnd, count, base_seed):

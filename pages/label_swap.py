@@ -6,6 +6,7 @@ from toolkit.ui import widgets as W
 from toolkit.ui.recipe_builder import swap_recipe
 from toolkit.ui.strokes import PALETTE, overlay, strokes_to_weights
 
+W.sidebar()
 st.title("Label swap")
 gen, key = W.require_model()
 dev = W.device()
@@ -83,13 +84,11 @@ if uploaded is not None:
 
 with c_result:
     if not weights.any():
-        st.caption("Result (draw a region on the source to see the swap)")
-        W.show(source)
+        W.show(source, caption="Result: draw a region on the source to see the swap (source shown)")
     else:
         result = W.render_swap(key, dev, seed, src_cls, tuple(names.index(t) for t in targets), weights,
                                (lo, hi), (strength,))[0]
-        st.caption(f"Result: stages {lo}–{hi}, strength {strength:.2f}")
-        W.show(result)
+        W.show(result, caption=f"Result: stages {lo}–{hi}, strength {strength:.2f}")
 
 if weights.any():
     st.subheader("Morph strip (strength 0 → 1)")
@@ -99,7 +98,7 @@ if weights.any():
         with col:
             W.show(im, caption=f"strength {s:.2f}", size=160)
     with st.expander("Regions as the engine sees them"):
-        W.show(overlay(W.upscale_pil(source), weights, colours), caption="region per target class")
+        W.show(overlay(W.upscale_pil(source), weights, colours), caption="Regions (colour = target class)")
 
 
 def build(rnd, count, base_seed):

@@ -27,27 +27,45 @@ DISPLAY = 256          # on-screen size of every generated image (nearest upscal
 
 
 # -- sidebar ---------------------------------------------------------------------------------------
+SIDEBAR_DEFAULTS = {"model_choice": DEFAULT_MODEL, "model_path": "", "device": "auto", "source_seed": 0,
+                    "grid_start": 0}
+
+
+def _persist(name: str) -> None:
+    st.session_state[name] = st.session_state["_w_" + name]
+
+
+def _bound(name: str) -> dict:
+    """Widget kwargs keeping `name` in plain session state: Streamlit drops a widget's state when a
+    page without it runs, so the sidebar's values live under their own keys and re-seed the widgets."""
+    st.session_state.setdefault(name, SIDEBAR_DEFAULTS[name])
+    st.session_state["_w_" + name] = st.session_state[name]
+    return {"key": "_w_" + name, "on_change": _persist, "args": (name,)}
+
+
 def sidebar() -> None:
-    """Model picker (zoo + local path), device and seed controls; values live in session state."""
-    st.session_state.setdefault("model_choice", DEFAULT_MODEL)
-    st.session_state.setdefault("source_seed", 0)
-    st.session_state.setdefault("grid_start", 0)
+    """Model picker (zoo + local path), device and seed controls; every page calls it first.
+
+    Values: `st.session_state["model_choice" | "model_path" | "device" | "source_seed" | "grid_start"]`.
+    """
     with st.sidebar:
         st.header("Model")
         names = sorted(ZOO) + [LOCAL]
-        st.selectbox("Model", names, key="model_choice",
-                     format_func=lambda n: n if n == LOCAL else f"{n} (zoo)",
+        if st.session_state.get("model_choice") not in names:
+            st.session_state["model_choice"] = DEFAULT_MODEL
+        st.selectbox("Model", names, format_func=lambda n: n if n == LOCAL else f"{n} (zoo)",
                      help="Zoo models by name, or a weights file on this machine "
-                          "(.safetensors saved by the toolkit, or the paper's Chainer .npz)")
+                          "(.safetensors saved by the toolkit, or the paper's Chainer .npz)", **_bound("model_choice"))
         if st.session_state["model_choice"] == LOCAL:
-            st.text_input("Weights path", key="model_path", placeholder="/path/to/generator.safetensors")
-        st.selectbox("Device", ["auto", "cpu", "cuda"], key="device",
-                     help="auto = CUDA when this machine has a GPU, else CPU")
+            st.text_input("Weights path", placeholder="/path/to/generator.safetensors", **_bound("model_path"))
+        st.selectbox("Device", ["auto", "cpu", "cuda"], help="auto = CUDA when this machine has a GPU, else CPU",
+                     **_bound("device"))
         st.header("Seeds")
-        st.number_input("Source seed", min_value=0, max_value=2**31 - 1, step=1, key="source_seed",
-                        help="The latent of the image being edited; pick one from a grid on the editor pages")
-        st.number_input("Grid starts at seed", min_value=0, max_value=2**31 - 1, step=8, key="grid_start",
-                        help="The seed grids on the editor pages show 8 seeds from here")
+        st.number_input("Source seed", min_value=0, max_value=2**31 - 1, step=1,
+                        help="The latent of the image being edited; pick one from a grid on the editor pages",
+                        **_bound("source_seed"))
+        st.number_input("Grid starts at seed", min_value=0, max_value=2**31 - 1, step=8,
+                        help="The seed grids on the editor pages show 8 seeds from here", **_bound("grid_start"))
 
 
 def model_key() -> str:
@@ -123,7 +141,7 @@ def upscale_pil(image, size: int = DISPLAY) -> Image.Image:
 
 def show(image, caption: str | None = None, size: int = DISPLAY) -> None:
     im = Image.fromarray(image) if isinstance(image, np.ndarray) else image
-    st.image(im.resize((size, size), Image.NEAREST), caption=caption, width=size)
+    st.image(im.resize((size, size), Image.NEAREST), caption=caption, width=size, output_format="PNG")
 
 
 def legend(items: list[tuple[str, str]]) -> None:
@@ -147,7 +165,7 @@ def seed_grid(key: str, dev: str, classes: int | None, target_state: str, label:
     cols = st.columns(n)
     for col, s, im in zip(cols, seeds, imgs):
         with col:
-            st.image(Image.fromarray(im).resize((96, 96), Image.NEAREST), caption=f"seed {s}")
+            st.image(Image.fromarray(im).resize((96, 96), Image.NEAREST), caption=f"seed {s}", output_format="PNG")
             st.button("use", key=f"{target_state}_grid_{s}", help=f"{label}: seed {s}",
                       on_click=_set_state, args=(target_state, s))
 
