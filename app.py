@@ -12,9 +12,9 @@ logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(messag
 st.set_page_config(page_title="Neural Collage Toolkit", layout="wide")
 
 pages = [
-    st.Page("pages/feature_blend.py", title="Feature blend", icon="🧩", default=True),
-    st.Page("pages/label_swap.py", title="Label swap", icon="🏷️"),
-    st.Page("pages/batch.py", title="Batch", icon="⚙️"),
-    st.Page("pages/review.py", title="Review", icon="✅"),
+    st.Page("pages/feature_blend.py", title="Feature blend", icon=":material/join_inner:", default=True),
+    st.Page("pages/label_swap.py", title="Label swap", icon=":material/label:"),
+    st.Page("pages/batch.py", title="Batch", icon=":material/play_circle:"),
+    st.Page("pages/review.py", title="Review", icon=":material/fact_check:"),
 ]
 st.navigation(pages).run()

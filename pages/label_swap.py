@@ -16,7 +16,7 @@ if not gen.n_classes:
                "Label swap changes the class-conditional batch-norm parameters inside a region, which needs "
                "a class-conditional model (pick `tiny` or a class-conditional checkpoint in the sidebar). "
                "To move parts between images of this model, use feature blending.")
-    st.page_link("pages/feature_blend.py", label="Go to Feature blend", icon="🧩")
+    st.page_link("pages/feature_blend.py", label="Go to Feature blend", icon=":material/join_inner:")
     st.stop()
 
 names = gen.class_names
