@@ -206,8 +206,11 @@ def test_label_swap_drawing_changes_result_and_shows_morph_strip():
 def test_label_swap_class_search_filters_targets():
     at = app("pages/label_swap.py")
     at.text_input(key="swap_targets_q").input("yel").run()
-    assert "yellow" in at.multiselect(key="swap_targets").options
-    assert "blue" not in at.multiselect(key="swap_targets").options or "blue" in at.multiselect(key="swap_targets").value
+    ms = at.multiselect(key="swap_targets")
+    # the matches, plus what is already chosen (the default target green) so it stays selected
+    assert sorted(ms.options) == ["green", "yellow"] and ms.value == ["green"]
+    at.text_input(key="swap_src_class_q").input("blu").run()
+    assert at.selectbox(key="swap_src_class").options == ["blue (2)"]
 
 
 def _unconditional_file(tmp_path) -> Path:
