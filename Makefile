@@ -1,10 +1,11 @@
-# Set-up and checks. `make test` creates .venv from the requirements when missing.
+# Set-up and checks. `make run` / `make test` create .venv from the requirements when missing.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo clean-venv
+.PHONY: run test demo clean-venv
+PORT   ?= 8501
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@# Debian's python3 has no ensurepip until python3-venv is installed (needs root, as on CI).
@@ -14,6 +15,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 	  && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 	@touch $(STAMP)
+
+# The app on the default model (faces64), bound to localhost only; Streamlit prints the URL.
+run: $(STAMP)
+	@echo "Neural Collage Toolkit: open http://127.0.0.1:$(PORT) (Ctrl-C stops)"
+	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import shlex
 import sys
 
 
@@ -10,6 +12,92 @@ def _cmd_demo(args) -> int:
     from .demo import render_demo
     path = render_demo(args.out, model=args.model, device=args.device)
     print(f"wrote {path}")
+    return 0
+
+
+def _cmd_batch(args) -> int:
+    import threading
+    from tqdm import tqdm
+    from .batch import parse_shard, run_batch, shard_from_env
+    shard = parse_shard(args.shard) if args.shard else None
+    command = shlex.join(["python", "-m", "toolkit", *args.argv])
+    where = shard or shard_from_env()
+    bars = []
+
+    def progress(done: int, total: int) -> None:
+        if not bars:   # created on the first call, when the total (this shard's share) is known
+            bars.append(tqdm(total=total, initial=done, unit="img", dynamic_ncols=True, disable=args.quiet,
+                             desc=f"shard {where[0]}/{where[1]}" if where else "batch"))
+        bars[0].update(done - bars[0].n)
+
+    try:
+        s = run_batch(args.recipe, args.out, count=args.count, device=args.device, batch_size=args.batch_size,
+                      shard=shard, progress=progress, stop=threading.Event(), workers=args.workers,
+                      command=command)
+    finally:
+        for bar in bars:
+            bar.close()
+    print(s.line())
+    for i, msg in s.failures[:5]:
+        print(f"  variant {i} failed: {msg}", file=sys.stderr)
+    if s.failed:
+        print(f"error: {s.failed} variant(s) failed (no rows written for them; see above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    from .recipes import load_recipe
+    bad = 0
+    for path in args.recipes:
+        try:
+            r = load_recipe(path)
+        except (ValueError, OSError) as e:
+            bad += 1
+            print(f"error: {e}", file=sys.stderr)
+        else:
+            print(f"ok: {path} (recipe {r.name!r}, model {r.model}, count {r.count}, sha256 {r.sha256[:12]})")
+    return 1 if bad else 0
+
+
+def _cmd_schema(args) -> int:
+    from .recipes import recipe_json_schema
+    print(json.dumps(recipe_json_schema(), indent=2, sort_keys=False))
+    return 0
+
+
+def _cmd_models(args) -> int:
+    from . import zoo
+    rows = [(e.name, e.architecture, "yes" if e.is_cached(e) else "no", e.license, e.description)
+            for e in zoo.ZOO.values()]
+    head = ("name", "architecture", "cached", "license", "description")
+    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(3)]
+    print("  ".join(head[i].ljust(widths[i]) for i in range(3)) + "  license / description")
+    for r in rows:
+        print("  ".join(str(r[i]).ljust(widths[i]) for i in range(3)) + f"  {r[3]}\n    {r[4]}")
+    print(f"cache: {zoo.cache_dir()} ($NCT_CACHE_DIR)")
+    return 0
+
+
+def _cmd_fetch(args) -> int:
+    from . import zoo
+    if args.name not in zoo.ZOO:
+        raise ValueError(f"unknown model {args.name!r}; the zoo has: {', '.join(sorted(zoo.ZOO))} "
+                         "(see python -m toolkit models)")
+    e = zoo.get(args.name)
+    if e.fetch is None:
+        print(f"{e.name}: built in ({e.source}); nothing to fetch")
+        return 0
+    print(f"{e.name}: {e.fetch(e)}")
+    return 0
+
+
+def _cmd_merge(args) -> int:
+    from .dataset import merge
+    res = merge(args.dirs[0], *args.dirs[1:])
+    print(f"merged {res.rows} variants into {res.out_dir / 'metadata.csv'}"
+          + (f"; {len(res.missing)} missing (e.g. {res.missing[:10]}): rerun the batch command to complete them"
+             if res.missing else ""))
     return 0
 
 
@@ -21,14 +109,50 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--model", default="faces64", help="zoo name or weights path (default: faces64)")
     d.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     d.set_defaults(func=_cmd_demo)
+
+    b = sub.add_parser("batch", help="render a recipe's variants into a dataset directory (resumable)")
+    b.add_argument("recipe", help="recipe YAML file")
+    b.add_argument("--out", required=True, help="dataset directory (created; rerun the same command to resume)")
+    b.add_argument("--count", type=int, default=None, help="number of variants (default: the recipe's count)")
+    b.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK)")
+    b.add_argument("--batch-size", type=int, default=16, help="variants per render call (default 16)")
+    b.add_argument("--shard", default=None, metavar="K/N",
+                   help="render only variants i with i %% N == K (default: RANK/WORLD_SIZE under torchrun)")
+    b.add_argument("--workers", type=int, default=2, help="PNG encoder/writer threads (default 2)")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=_cmd_batch)
+
+    v = sub.add_parser("validate", help="check recipe files (exit 1 if any is invalid)")
+    v.add_argument("recipes", nargs="+", metavar="RECIPE")
+    v.set_defaults(func=_cmd_validate)
+
+    sc = sub.add_parser("schema", help="print the recipe JSON Schema (for editor autocompletion)")
+    sc.set_defaults(func=_cmd_schema)
+
+    m = sub.add_parser("models", help="list the model zoo (license, whether cached)")
+    m.set_defaults(func=_cmd_models)
+
+    f = sub.add_parser("fetch", help="download a zoo model's weights into the cache")
+    f.add_argument("name")
+    f.set_defaults(func=_cmd_fetch)
+
+    g = sub.add_parser("merge", help="merge shard parts (and other dataset dirs of the same run) into DIR")
+    g.add_argument("dirs", nargs="+", metavar="DIR", help="target dataset dir, then optional dirs to merge into it")
+    g.set_defaults(func=_cmd_merge)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError) as e:
+    except (ValueError, KeyError, OSError) as e:
+        # one line, no traceback: our errors say what, where and how to fix
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted: finished variants are saved; rerun the same command to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,196 @@
+"""One real browser run: the app in headless Debian Chromium, driven by Playwright.
+
+Starts `streamlit run app.py` on a free localhost port (default model faces64), drags on the
+feature-blend canvas and checks that the result image changes. Screenshots go to the test's
+tmp dir. `python tests/test_browser.py docs` re-makes the screenshots under docs/ (all pages).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def app_server(workspace: Path, recipes: Path):
+    port = _free_port()
+    env = {**os.environ, "NCT_WORKSPACE": str(workspace), "NCT_RECIPES_DIR": str(recipes)}
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    out = proc.stdout.read().decode(errors="replace") if proc.poll() is not None else ""
+                    raise RuntimeError(f"streamlit did not start: {out[-2000:]}")
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextmanager
+def browser_page(width: int = 1500, height: int = 1300):
+    from playwright.sync_api import sync_playwright
+    profile = tempfile.mkdtemp(prefix="nct-chromium-")
+    try:
+        with sync_playwright() as p:
+            ctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=FLAGS,
+                                                       headless=True, viewport={"width": width, "height": height})
+            try:
+                yield ctx.pages[0] if ctx.pages else ctx.new_page()
+            finally:
+                ctx.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def image_src(page, caption_prefix: str) -> str | None:
+    """The src of the st.image whose caption starts with `caption_prefix` (None if not shown)."""
+    return page.evaluate("""(prefix) => {
+        for (const el of document.querySelectorAll('[data-testid="stImage"]')) {
+            const cap = el.querySelector('[data-testid="stImageCaption"]');
+            const img = el.querySelector('img');
+            if (img && cap && cap.textContent.trim().startsWith(prefix)) return img.src;
+        }
+        return null; }""", caption_prefix)
+
+
+def wait_for(fn, timeout: float = 90, what: str = "condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def drag(page, canvas, points: list[tuple[float, float]]) -> None:
+    """Press, move through `points` (fractions of the canvas), release: one brush stroke or rectangle."""
+    box = canvas.bounding_box()
+    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+
+
+def open_page(page, url: str, title: str) -> None:
+    page.goto(url)
+    page.get_by_role("heading", name=title).wait_for(timeout=90_000)
+
+
+def goto_nav(page, name: str, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_text(name, exact=True).click()
+    page.get_by_role("heading", name=title).wait_for(timeout=90_000)
+
+
+def test_drag_on_feature_blend_canvas_changes_the_result(tmp_path):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium); "
+                    ".ci/run does this")
+    pytest.importorskip("playwright")
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "recipes").mkdir()
+    with app_server(tmp_path / "ws", tmp_path / "recipes") as url, browser_page() as page:
+        open_page(page, url, "Feature blend")
+        canvas = page.locator("canvas").last
+        canvas.wait_for(timeout=90_000)
+        before = wait_for(lambda: image_src(page, "Result"), what="the result image")
+        page.screenshot(path=str(tmp_path / "before.png"), full_page=True)
+        drag(page, canvas, [(0.2, 0.35), (0.5, 0.4), (0.8, 0.35), (0.8, 0.45), (0.2, 0.45)])
+        after = wait_for(lambda: (s := image_src(page, "Result")) and s != before and s,
+                         what="the result image to change after drawing")
+        assert after != before
+        page.screenshot(path=str(tmp_path / "after.png"), full_page=True)
+        assert (tmp_path / "after.png").stat().st_size > 10_000
+
+
+def make_docs_screenshots(out: Path = ROOT / "docs") -> None:
+    """docs/app_*.png: each page with a drawn region and its result (run by hand, not a test)."""
+    out.mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="nct-shots-"))
+    ws, rd = tmp / "ws", tmp / "recipes"
+    ws.mkdir()
+    rd.mkdir()
+    sys.path.insert(0, str(ROOT))
+    from toolkit.batch import run_batch
+    text = (ROOT / "recipes" / "faces64-parts.yaml").read_text()
+    (rd / "faces64-parts.yaml").write_text(text)
+    shutil.copytree(ROOT / "recipes" / "masks", rd / "masks")
+    shutil.copy(ROOT / "recipes" / "tiny-label-swap.yaml", rd)
+    with app_server(ws, rd) as url, browser_page() as page:
+        open_page(page, url, "Feature blend")
+        canvas = page.locator("canvas").last
+        canvas.wait_for(timeout=90_000)
+        before = wait_for(lambda: image_src(page, "Result"), what="result")
+        drag(page, canvas, [(0.17, 0.36), (0.83, 0.36), (0.83, 0.43), (0.17, 0.43), (0.17, 0.48), (0.83, 0.48)])
+        wait_for(lambda: (s := image_src(page, "Result")) and s != before, what="blend result")
+        time.sleep(1)
+        page.screenshot(path=str(out / "app_feature_blend.png"), full_page=True)
+
+        # Label swap on the class-conditional tiny model.
+        goto_nav(page, "Label swap", "Label swap")
+        page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").first.click()
+        page.get_by_role("option", name="tiny (zoo)").click()
+        canvas = page.locator("canvas").last
+        canvas.wait_for(timeout=90_000)
+        before = wait_for(lambda: image_src(page, "Result"), what="swap result")
+        drag(page, canvas, [(0.3, 0.3), (0.7, 0.3), (0.7, 0.7), (0.3, 0.7), (0.3, 0.35), (0.6, 0.6)])
+        wait_for(lambda: (s := image_src(page, "Result")) and s != before, what="swap result change")
+        time.sleep(1)
+        page.screenshot(path=str(out / "app_label_swap.png"), full_page=True)
+
+        goto_nav(page, "Batch", "Batch")
+        page.get_by_test_id("stBaseButton-primary").click()
+        page.get_by_text("Review this dataset").wait_for(timeout=120_000)
+        time.sleep(1)
+        page.screenshot(path=str(out / "app_batch.png"), full_page=True)
+        from toolkit import dataset
+        names = list(dataset.read_manifest(ws / "datasets" / "faces64-parts")["file_name"])
+        dataset.update_review(ws / "datasets" / "faces64-parts",
+                              {n: ("accepted" if i % 3 else "rejected") for i, n in enumerate(names[:12])})
+
+        goto_nav(page, "Review", "Review")
+        page.get_by_text("Class counts").wait_for(timeout=60_000)
+        time.sleep(2)
+        page.screenshot(path=str(out / "app_review.png"), full_page=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["docs"]:
+    make_docs_screenshots()

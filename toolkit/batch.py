@@ -1,0 +1,296 @@
+"""The headless batch runner: a recipe → a resumable, shardable dataset directory.
+
+Rendering is batched on the device (`recipes.render_variants`, one engine pass per batch);
+PNG encoding and the atomic, fsynced writes run in a thread pool (Pillow's zlib encoder and
+file I/O release the GIL) while the main thread renders the next batch, so the device does not
+wait for the disk. Rows are committed batch by batch in variant order, after their files are
+durable; the layout, locking and resume rules live in `toolkit.dataset`.
+
+Variant i depends only on (recipe, seed, i), so a run can be split: `shard=(K, N)` renders the
+indices i with i % N == K. Under torchrun (RANK/WORLD_SIZE set) each process takes its shard
+and, on CUDA, its own GPU (cuda:LOCAL_RANK). The last shard to finish merges the parts into
+one manifest; no process group is needed. This module does no printing (progress goes to
+the `progress` callback; the CLI draws the bar).
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import __version__, zoo
+from .dataset import DatasetError, DatasetWriter, RunInfo
+
+log = logging.getLogger(__name__)
+
+# Batches rendered but not yet committed: 2 lets batch k+1 render while batch k is encoded.
+_MAX_PENDING_BATCHES = 2
+
+
+@dataclass
+class BatchSummary:
+    written: int
+    skipped: int
+    failed: int
+    seconds: float
+    images_per_s: float
+    out_dir: Path
+    total: int = 0                       # variants this process was responsible for
+    complete: bool = False               # DIR/metadata.csv holds the whole run (all shards merged)
+    stopped: bool = False                # ended early by the `stop` event
+    failures: list[tuple[int, str]] = field(default_factory=list)   # (variant index, error)
+    render_seconds: float = 0.0          # inside render_variants (device busy)
+    wait_seconds: float = 0.0            # runner blocked on PNG writes (device idle because of I/O)
+    shard: tuple[int, int] | None = None
+    device: str = "cpu"
+    batch_size: int = 0
+
+    def line(self) -> str:
+        """The one-line summary the CLI prints."""
+        where = f" shard {self.shard[0]}/{self.shard[1]}" if self.shard else ""
+        state = "stopped early; rerun to resume" if self.stopped else (
+            "complete" if self.complete else "this shard done; merge pending other shards")
+        return (f"wrote {self.written}, skipped {self.skipped}, failed {self.failed} in {self.seconds:.1f} s "
+                f"({self.images_per_s:.1f} images/s, batch {self.batch_size}, {self.device}{where}; rendering "
+                f"{self.render_seconds:.1f} s, waiting for writes {self.wait_seconds:.1f} s) → {self.out_dir} [{state}]")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'K/N' → (K, N) with 0 ≤ K < N."""
+    try:
+        k, n = (int(x) for x in str(text).split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: expected K/N, e.g. 0/4 (shard K of N, counting from 0)") from None
+    return check_shard((k, n))
+
+
+def check_shard(shard: tuple[int, int]) -> tuple[int, int]:
+    k, n = int(shard[0]), int(shard[1])
+    if n < 1 or not 0 <= k < n:
+        raise ValueError(f"shard {k}/{n}: need N ≥ 1 and 0 ≤ K < N (shard K of N, counting from 0)")
+    return k, n
+
+
+def shard_from_env(env=None) -> tuple[int, int] | None:
+    """(RANK, WORLD_SIZE) under torchrun or any launcher that sets them; None for a single process."""
+    env = os.environ if env is None else env
+    if "WORLD_SIZE" not in env or "RANK" not in env:
+        return None
+    try:
+        rank, world = int(env["RANK"]), int(env["WORLD_SIZE"])
+    except ValueError:
+        raise ValueError(f"RANK={env['RANK']!r} / WORLD_SIZE={env['WORLD_SIZE']!r} are not integers") from None
+    return None if world <= 1 else check_shard((rank, world))
+
+
+def device_for(device: str, env=None) -> str:
+    """Under torchrun on CUDA each process takes cuda:LOCAL_RANK (unless a cuda:k is given)."""
+    import torch
+    env = os.environ if env is None else env
+    d = (device or "auto").strip().lower()
+    if "LOCAL_RANK" in env and d in ("auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{int(env['LOCAL_RANK']) % torch.cuda.device_count()}"
+    return d
+
+
+def _load_recipe(recipe):
+    from . import recipes
+    if isinstance(recipe, (str, os.PathLike)):
+        return recipes.load_recipe(recipe)
+    return recipe
+
+
+def _model_ref(recipe) -> str:
+    """A zoo name as is; a path relative to the recipe's folder."""
+    m = str(recipe.model)
+    if m in zoo.ZOO:
+        return m
+    p = Path(m).expanduser()
+    return str(p if p.is_absolute() else Path(recipe.base_dir) / p)
+
+
+def _save_source(recipe) -> bool:
+    return bool((recipe.data.get("output") or {}).get("save_source", False))
+
+
+def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, device: str = "auto",
+              batch_size: int = 16, shard: tuple[int, int] | None = None,
+              progress: Callable[[int, int], None] | None = None, stop: threading.Event | None = None,
+              workers: int = 2, command: str | None = None) -> BatchSummary:
+    """Render `count` variants of `recipe` (a Recipe or a YAML path) into `out_dir`; resume if it
+    already holds part of the same run. See the module docstring and docs/BATCH.md.
+
+    progress(done, total) is called from the runner thread after each committed batch (done
+    includes skipped variants). `stop` ends the run cleanly after the batch in flight.
+    `command` is recorded in the dataset card (the CLI passes the exact command line).
+    Raises DatasetLockedError when another runner holds the directory, DatasetError for a bad
+    output directory, a foreign or corrupt manifest, or a failing disk (rerun to resume).
+    """
+    t0 = time.perf_counter()
+    from .loading import load_generator
+    from .recipes import render_variants
+    recipe = _load_recipe(recipe)
+    count = recipe.count if count is None else int(count)
+    if count < 1:
+        raise DatasetError(f"count must be at least 1 (got {count}): the number of variants to render")
+    if batch_size < 1:
+        raise DatasetError(f"batch size must be at least 1 (got {batch_size})")
+    if workers < 1:
+        raise DatasetError(f"workers must be at least 1 (got {workers})")
+    shard = check_shard(shard) if shard is not None else shard_from_env()
+    if shard == (0, 1):
+        shard = None
+    device = device_for(device)
+    if command is None:
+        command = (f"toolkit.batch.run_batch({str(recipe.path or recipe.name)!r}, {str(out_dir)!r}, count={count}"
+                   + (f", shard={shard}" if shard else "") + ")")
+    elif shard and shard_from_env() == shard:
+        command += f"  # rank {shard[0]} of {shard[1]} (RANK/WORLD_SIZE)"
+
+    with DatasetWriter(out_dir, shard) as ds:
+        gen = load_generator(_model_ref(recipe), device=device)
+        entry = zoo.ZOO.get(str(recipe.model))
+        info = RunInfo(
+            recipe_name=recipe.name, recipe_sha256=recipe.sha256, recipe_text=recipe.text,
+            recipe_path=str(recipe.path) if recipe.path else "",
+            model_id=str(getattr(gen, "model_id", recipe.model)),
+            model_sha256=str(getattr(gen, "model_sha256", "") or ""),
+            model_license=entry.license if entry else "", model_architecture=gen.architecture,
+            class_names=list(gen.class_names) if gen.n_classes else [], count=count,
+            save_source=_save_source(recipe), toolkit_version=__version__, commands=[command])
+        ds.begin(info)
+        mine = [i for i in range(count) if shard is None or i % shard[1] == shard[0]]
+        todo = [i for i in mine if i not in ds.done]
+        skipped = len(mine) - len(todo)
+        log.info("%s: %d variants for this run, %d already done, %d to render on %s (batch %d, %d writers)",
+                 ds.dir, len(mine), skipped, len(todo), gen.device, batch_size, workers)
+        state = _RunState(total=len(mine), done=skipped, progress=progress)
+        if progress:
+            progress(skipped, len(mine))
+        stopped = False
+        pending: collections.deque[tuple[list[int], list[Future]]] = collections.deque()
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nct-writer") as pool:
+            try:
+                for start in range(0, len(mine), batch_size):
+                    # Fixed batches over this run's indices: a resumed run renders each batch with
+                    # the same composition as an uninterrupted one (pixels can depend on it), and
+                    # writes only the variants still missing.
+                    chunk = mine[start:start + batch_size]
+                    if all(i in ds.done for i in chunk):
+                        continue
+                    if stop is not None and stop.is_set():
+                        stopped = True
+                        break
+                    t = time.perf_counter()
+                    rendered = [rv for rv in _render(render_variants, gen, recipe, chunk, state, ds.done)
+                                if rv.index not in ds.done]
+                    state.render_seconds += time.perf_counter() - t
+                    pending.append(([rv.index for rv in rendered], [pool.submit(ds.write_variant, rv)
+                                                                     for rv in rendered]))
+                    while pending and (len(pending) > _MAX_PENDING_BATCHES or all(f.done() for f in pending[0][1])):
+                        _commit(ds, pending.popleft(), state)
+                while pending:
+                    _commit(ds, pending.popleft(), state)
+            except BaseException:
+                # Keep what is finished: commit completed variants, drop the rest (rerun resumes).
+                _drain_after_error(ds, pending)
+                raise
+        complete = ds.finish(complete=not stopped and len(ds.done.intersection(mine)) == len(mine))
+    seconds = time.perf_counter() - t0
+    summary = BatchSummary(written=state.written, skipped=skipped, failed=len(state.failures), seconds=seconds,
+                           images_per_s=state.written / seconds if seconds > 0 else 0.0, out_dir=Path(out_dir),
+                           total=len(mine), complete=complete, stopped=stopped, failures=state.failures,
+                           shard=shard, device=str(gen.device), batch_size=batch_size,
+                           render_seconds=state.render_seconds, wait_seconds=state.wait_seconds)
+    return summary
+
+
+@dataclass
+class _RunState:
+    total: int
+    done: int
+    progress: Callable[[int, int], None] | None
+    written: int = 0
+    failures: list[tuple[int, str]] = field(default_factory=list)
+    render_seconds: float = 0.0
+    wait_seconds: float = 0.0
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self.progress and n:
+            self.progress(self.done, self.total)
+
+
+def _render(render_variants, gen, recipe, chunk: list[int], state: _RunState, done: set[int]) -> list:
+    """One batched render; if the engine rejects the batch, render its variants one by one so a
+    single bad variant (e.g. sampled strengths × masks > 1) fails alone and is reported."""
+    variants = [recipe.variant(i) for i in chunk]
+    try:
+        return render_variants(gen, recipe, variants)
+    except (ValueError, RuntimeError) as e:
+        if len(variants) == 1:
+            _fail(state, variants[0].index, e)
+            return []
+        log.warning("batch of variants %d..%d failed (%s); rendering them one by one", chunk[0], chunk[-1], e)
+    out = []
+    for v in (v for v in variants if v.index not in done):
+        try:
+            out.extend(render_variants(gen, recipe, [v]))
+        except (ValueError, RuntimeError) as e:
+            _fail(state, v.index, e)
+    return out
+
+
+def _fail(state: _RunState, index: int, e: BaseException) -> None:
+    msg = f"{type(e).__name__}: {e}"
+    log.error("variant %d failed: %s", index, msg)
+    state.failures.append((index, msg))
+    state.advance(1)
+
+
+def _commit(ds: DatasetWriter, item: tuple[list[int], list[Future]], state: _RunState) -> None:
+    """Wait for one batch's writes, then append its rows (in variant order). A write error (disk
+    full, permission) commits the batch's successful variants and stops the run with a
+    DatasetError that says how to resume."""
+    indices, futures = item
+    t = time.perf_counter()
+    concurrent.futures.wait(futures)
+    state.wait_seconds += time.perf_counter() - t
+    rows, error = [], None
+    for i, f in zip(indices, futures):
+        try:
+            rows.append(f.result())
+        except OSError as e:
+            error = error or (i, e)
+        except Exception as e:  # noqa: BLE001 - a bad rendered variant (e.g. missing label map)
+            _fail(state, i, e)
+    ds.commit(rows)
+    state.written += len(rows)
+    state.advance(len(rows))
+    if error:
+        i, e = error
+        raise DatasetError(f"{ds.dir}: writing variant {i} failed ({e.strerror or e}"
+                           f"{': ' + str(e.filename) if e.filename else ''}). {len(ds.done)} variants are safely "
+                           "in the manifest; fix the disk problem and rerun the same command to resume.") from e
+
+
+def _drain_after_error(ds: DatasetWriter, pending) -> None:
+    for indices, futures in pending:
+        rows = []
+        for i, f in zip(indices, futures):
+            try:
+                rows.append(f.result())
+            except BaseException:  # noqa: BLE001 - its files were removed by write_variant
+                pass
+        try:
+            ds.commit(rows)
+        except OSError:
+            log.exception("could not commit finished variants after an error; a rerun re-renders them")
+            return

@@ -1,0 +1,281 @@
+"""Streamlit pieces shared by the pages: the sidebar, the cached generator, cached renders, the canvas.
+
+Generators are loaded once per (model, device) with `st.cache_resource` and shared by all
+sessions, so nothing here mutates them. Renders are cached with `st.cache_data` keyed by every
+parameter that changes the picture (model, device, seeds, classes, the weight maps themselves),
+so redrawing the same region or switching pages costs nothing.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import streamlit as st
+import torch
+from PIL import Image
+
+from .. import Blend, LabelSwap, load_generator, render, sample_latents
+from ..images import to_uint8
+from ..zoo import ZOO
+from .strokes import MaskError, hex_to_rgb, mask_from_upload
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "faces64"
+LOCAL = "local file…"
+DISPLAY = 256          # on-screen size of every generated image (nearest upscaling)
+
+
+# -- sidebar ---------------------------------------------------------------------------------------
+SIDEBAR_DEFAULTS = {"model_choice": DEFAULT_MODEL, "model_path": "", "device": "auto", "source_seed": 0,
+                    "grid_start": 0}
+
+
+def _persist(name: str) -> None:
+    st.session_state[name] = st.session_state["_w_" + name]
+
+
+def _bound(name: str) -> dict:
+    """Widget kwargs keeping `name` in plain session state: Streamlit drops a widget's state when a
+    page without it runs, so the sidebar's values live under their own keys and re-seed the widgets."""
+    st.session_state.setdefault(name, SIDEBAR_DEFAULTS[name])
+    st.session_state["_w_" + name] = st.session_state[name]
+    return {"key": "_w_" + name, "on_change": _persist, "args": (name,)}
+
+
+def sidebar() -> None:
+    """Model picker (zoo + local path), device and seed controls; every page calls it first.
+
+    Values: `st.session_state["model_choice" | "model_path" | "device" | "source_seed" | "grid_start"]`.
+    """
+    with st.sidebar:
+        st.header("Model")
+        names = sorted(ZOO) + [LOCAL]
+        if st.session_state.get("model_choice") not in names:
+            st.session_state["model_choice"] = DEFAULT_MODEL
+        st.selectbox("Model", names, format_func=lambda n: n if n == LOCAL else f"{n} (zoo)",
+                     help="Zoo models by name, or a weights file on this machine "
+                          "(.safetensors saved by the toolkit, or the paper's Chainer .npz)", **_bound("model_choice"))
+        if st.session_state["model_choice"] == LOCAL:
+            st.text_input("Weights path", placeholder="/path/to/generator.safetensors", **_bound("model_path"))
+        st.selectbox("Device", ["auto", "cpu", "cuda"], help="auto = CUDA when this machine has a GPU, else CPU",
+                     **_bound("device"))
+        st.header("Seeds")
+        st.number_input("Source seed", min_value=0, max_value=2**31 - 1, step=1,
+                        help="The latent of the image being edited; pick one from a grid on the editor pages",
+                        **_bound("source_seed"))
+        st.number_input("Grid starts at seed", min_value=0, max_value=2**31 - 1, step=8,
+                        help="The seed grids on the editor pages show 8 seeds from here", **_bound("grid_start"))
+
+
+def model_key() -> str:
+    choice = st.session_state.get("model_choice", DEFAULT_MODEL)
+    return (st.session_state.get("model_path") or "").strip() if choice == LOCAL else choice
+
+
+def device() -> str:
+    return st.session_state.get("device", "auto")
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def get_generator(key: str, dev: str):
+    return load_generator(key, dev)
+
+
+def require_model():
+    """The selected generator, or an error message on the page and `st.stop()`."""
+    key = model_key()
+    if not key:
+        st.info("Type the path of a weights file in the sidebar (or pick a zoo model).")
+        st.stop()
+    try:
+        return get_generator(key, device()), key
+    except Exception as e:  # a model that does not load is user input, not a crash
+        log.info("model %r did not load: %s", key, e)
+        st.error(f"The model {key!r} could not be loaded: {e}")
+        st.stop()
+
+
+# -- cached renders (arguments are the cache key; the generator comes from the resource cache) ----
+def _classes(gen, ids):
+    return None if not gen.n_classes else torch.tensor(ids, device=gen.device)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def render_plain(key: str, dev: str, seeds: tuple[int, ...], classes: tuple[int, ...] | None) -> np.ndarray:
+    gen = get_generator(key, dev)
+    y = _classes(gen, list(classes)) if classes is not None else None
+    return to_uint8(render(gen, sample_latents(gen, list(seeds)), y))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def render_swap(key: str, dev: str, seed: int, source_class: int, targets: tuple[int, ...],
+                weights: np.ndarray, stages: tuple[int, int], strengths: tuple[float, ...]) -> np.ndarray:
+    """One row per strength: the swap weights scaled by that strength (a morph strip when several)."""
+    gen = get_generator(key, dev)
+    b = len(strengths)
+    w = torch.from_numpy(weights)[None] * torch.tensor(strengths)[:, None, None, None]
+    swap = LabelSwap(torch.tensor(targets)[None].expand(b, -1), w, stages=range(stages[0], stages[1] + 1))
+    z = sample_latents(gen, [seed] * b)
+    return to_uint8(render(gen, z, _classes(gen, [source_class] * b), swap=swap))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def render_blend(key: str, dev: str, seed: int, source_class: int | None,
+                 refs: tuple[tuple[int, int | None], ...], masks: np.ndarray,
+                 strength: tuple[float, ...]) -> np.ndarray:
+    gen = get_generator(key, dev)
+    z = sample_latents(gen, [seed])
+    blends = [Blend(sample_latents(gen, [s]), torch.from_numpy(m), list(strength),
+                    y=_classes(gen, [c]) if gen.n_classes and c is not None else None)
+              for (s, c), m in zip(refs, masks) if float(m.max()) > 0]
+    y = _classes(gen, [source_class]) if gen.n_classes else None
+    return to_uint8(render(gen, z, y, blends=blends))
+
+
+# -- small widgets ---------------------------------------------------------------------------------
+def upscale_pil(image, size: int = DISPLAY) -> Image.Image:
+    im = Image.fromarray(image) if isinstance(image, np.ndarray) else image
+    return im.resize((size, size), Image.NEAREST)
+
+
+def show(image, caption: str | None = None, size: int = DISPLAY) -> None:
+    im = Image.fromarray(image) if isinstance(image, np.ndarray) else image
+    st.image(im.resize((size, size), Image.NEAREST), caption=caption, width=size, output_format="PNG")
+
+
+def legend(items: list[tuple[str, str]]) -> None:
+    """Colour chips with names: which canvas colour paints which target."""
+    chips = " ".join(
+        f"<span style='display:inline-block;margin:2px 8px 2px 0'><span style='display:inline-block;"
+        f"width:14px;height:14px;background:{c};border-radius:3px;vertical-align:middle'></span> "
+        f"{_escape(name)}</span>" for name, c in items)
+    st.markdown(chips, unsafe_allow_html=True)
+
+
+def _escape(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def seed_grid(key: str, dev: str, classes: int | None, target_state: str, label: str, n: int = 8) -> None:
+    """A row of `n` seeds from the sidebar's grid start; 'use' writes the seed into `target_state`."""
+    start = int(st.session_state.get("grid_start", 0))
+    seeds = tuple(range(start, start + n))
+    imgs = render_plain(key, dev, seeds, None if classes is None else (classes,) * n)
+    cols = st.columns(n)
+    for col, s, im in zip(cols, seeds, imgs):
+        with col:
+            st.image(Image.fromarray(im).resize((96, 96), Image.NEAREST), caption=f"seed {s}", output_format="PNG")
+            st.button("use", key=f"{target_state}_grid_{s}", help=f"{label}: seed {s}",
+                      on_click=_set_state, args=(target_state, s))
+
+
+def _set_state(name: str, value) -> None:
+    st.session_state[name] = value
+
+
+def canvas(background: Image.Image, key: str, colour: str, tool: str, brush: int, size: int = DISPLAY):
+    """The drawing canvas over `background`; returns its RGBA strokes `[H, W, 4]` or None (nothing drawn)."""
+    from streamlit_drawable_canvas import st_canvas  # registers a component: import only inside a page
+
+    r, g, b = hex_to_rgb(colour)
+    result = st_canvas(
+        fill_color=f"rgba({r}, {g}, {b}, 1.0)", stroke_width=brush, stroke_color=colour,
+        background_image=background.resize((size, size), Image.NEAREST),
+        height=size, width=size, drawing_mode="rect" if tool == "rectangle" else "freedraw",
+        return_image_data=True, key=key)
+    try:
+        data = result.image_data
+    except Exception as e:  # a malformed value (e.g. injected state) must not crash the page
+        st.warning(f"The drawing could not be read ({e}); clear the canvas and draw again.")
+        return None
+    if data is None or data.ndim != 3 or data.shape[-1] != 4 or not data[..., 3].any():
+        return None
+    return data
+
+
+def upload_mask(label: str, key: str, resolution: int) -> np.ndarray | None:
+    """An optional uploaded mask PNG for one target; bad files give a message and None."""
+    f = st.file_uploader(label, type=None, key=key,
+                         help="A square image (any size up to 4096×4096, ≤ 20 MB): white = inside the region")
+    if f is None:
+        return None
+    try:
+        m = mask_from_upload(f.getvalue(), resolution, name=f.name)
+    except MaskError as e:
+        st.error(str(e))
+        return None
+    if not m.any():
+        st.warning(f"{f.name}: the mask is empty (all black or fully transparent); white marks the region.")
+        return None
+    return m
+
+
+# -- save as recipe --------------------------------------------------------------------------------
+def save_recipe_form(prefix: str, build, *, gen, swap_classes: bool = False, reference_seeds: bool = False) -> None:
+    """The 'Save as recipe' form shared by both editors.
+
+    `build(rnd, count, seed)` returns `(recipe data, masks)` from the page's current state (see
+    `toolkit.ui.recipe_builder`); writing and validation are `toolkit.recipes.save_recipe`'s.
+    """
+    from .. import recipes
+    from .recipe_builder import EmptyDrawing, Randomise
+    from .workspace import recipes_dir
+
+    with st.expander("Save as recipe", expanded=False):
+        with st.form(f"{prefix}_save"):
+            c1, c2, c3 = st.columns([2, 1, 1])
+            name = c1.text_input("Recipe name", key=f"{prefix}_recipe_name", placeholder="my-edit",
+                                 help="Letters, digits, '_', '.', '-'; written to recipes/<name>.yaml")
+            count = c2.number_input("Default count", 1, 1_000_000, 16, key=f"{prefix}_recipe_count")
+            seed = c3.number_input("Base seed", 0, 2**31 - 1, 0, key=f"{prefix}_recipe_seed")
+            st.caption("Randomisation per variant (optional). Sources are always new seeds per variant.")
+            r1, r2, r3, r4 = st.columns(4)
+            translate = r1.slider("Jitter: move ±", 0.0, 0.25, 0.0, 0.01, key=f"{prefix}_jit_t")
+            scale = r2.slider("Jitter: scale", 0.5, 1.5, (1.0, 1.0), 0.05, key=f"{prefix}_jit_s")
+            rotate = r3.slider("Jitter: rotate ±°", 0, 45, 0, key=f"{prefix}_jit_r")
+            feather = r4.slider("Feather", 0.0, 0.1, 0.0, 0.01, key=f"{prefix}_feather")
+            extra, sources, rand_refs = [], [], False
+            if swap_classes and gen.n_classes:
+                extra = st.multiselect("Also swap to (one chosen at random per variant)", gen.class_names,
+                                       key=f"{prefix}_extra_classes")
+            if gen.n_classes:
+                sources = st.multiselect("Source classes (default: the current source class)", gen.class_names,
+                                         key=f"{prefix}_source_classes")
+            if reference_seeds:
+                rand_refs = st.checkbox("Random reference seed per variant", key=f"{prefix}_rand_refs")
+            submitted = st.form_submit_button("Save recipe")
+        if not submitted:
+            return
+        rnd = Randomise(translate=translate, scale=tuple(scale), rotate=float(rotate), feather=feather,
+                        extra_classes=list(extra), source_classes=list(sources), random_reference_seeds=rand_refs)
+        try:
+            data, masks = build(rnd, int(count), int(seed))
+            path = recipes.save_recipe(data, name.strip(), recipes_dir(), masks)
+        except (EmptyDrawing, recipes.RecipeError) as e:
+            st.error(str(e))
+            return
+        except OSError as e:
+            st.error(f"The recipe could not be written: {e}")
+            return
+        st.session_state[f"{prefix}_saved"] = str(path)
+        st.success(f"Saved {path}. Run it on the Batch page or with `python -m toolkit batch {path} --out DIR`.")
+        preview_recipe(path)
+
+
+def preview_recipe(path, n: int = 4) -> None:
+    """The first `n` variants of a saved recipe, rendered through the recipe code itself."""
+    from .. import recipes
+    try:
+        rec = recipes.load_recipe(path)
+        gen = get_generator(rec.model, device())
+        rendered = recipes.render_variants(gen, rec, rec.variants(range(n)))
+    except Exception as e:
+        st.warning(f"The recipe was saved but its preview failed: {e}")
+        return
+    st.caption(f"First {n} variants of {rec.name} (as the batch runner renders them)")
+    cols = st.columns(n)
+    for col, rv in zip(cols, rendered):
+        with col:
+            show(rv.image, caption=f"#{rv.index} {rv.label}", size=128)
+    st.code(rec.text, language="yaml")
