@@ -216,18 +216,24 @@ def variant_stem(index: int) -> str:
     return f"{index:06d}"
 
 
-def class_palette(n: int) -> list[tuple[int, int, int]]:
-    """Distinct, deterministic colours for class ids 0..n-1 (golden-ratio hue steps).
+def class_palette(class_names: Sequence[str]) -> list[tuple[int, int, int]]:
+    """Deterministic colours for class ids 0..n-1: a class named like a colour ("red", "navy")
+    gets that colour, the others golden-ratio hue steps.
 
-    One palette per model (it depends only on the class count), so label maps of every dataset
+    One palette per model (it depends only on the class names), so label maps of every dataset
     made with the same model use the same colours.
     """
+    from PIL import ImageColor
     out = []
-    for i in range(n):
-        h = (i * 0.6180339887498949) % 1.0
-        s = 0.55 + 0.45 * ((i // 3) % 2)
-        v = 0.95 - 0.3 * ((i // 6) % 2)
-        out.append(tuple(int(round(c * 255)) for c in colorsys.hsv_to_rgb(h, s, v)))
+    for i, name in enumerate(class_names):
+        try:
+            rgb = ImageColor.getrgb(str(name).strip().lower().replace(" ", ""))[:3]
+        except ValueError:
+            h = (i * 0.6180339887498949) % 1.0
+            s = 0.55 + 0.45 * ((i // 3) % 2)
+            v = 0.95 - 0.3 * ((i // 6) % 2)
+            rgb = tuple(int(round(c * 255)) for c in colorsys.hsv_to_rgb(h, s, v))
+        out.append(tuple(int(c) for c in rgb))
     return out
 
 
@@ -602,7 +608,7 @@ class DatasetWriter:
                 if rv.label_map is None:
                     raise ValueError(f"variant {rv.index}: the model is conditional but no label map was rendered")
                 payload.append((files["label_map_file"],
-                                encode_png(rv.label_map, class_palette(len(info.class_names)))))
+                                encode_png(rv.label_map, class_palette(info.class_names))))
             if files["source_file"]:
                 if rv.source_image is None:
                     raise ValueError(f"variant {rv.index}: save_source is set but no source image was rendered")
@@ -671,7 +677,7 @@ def _palette_csv(class_names: Sequence[str]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["id", "name", "color"])
-    for i, (name, (r, g, b)) in enumerate(zip(class_names, class_palette(len(class_names)))):
+    for i, (name, (r, g, b)) in enumerate(zip(class_names, class_palette(class_names))):
         w.writerow([i, name, f"#{r:02x}{g:02x}{b:02x}"])
     return buf.getvalue()
 
@@ -879,7 +885,6 @@ def render_card(info: RunInfo, rows: list[dict]) -> str:
     for r in rows:
         key = (int(r["label_id"]), r["label"])
         counts[key] = counts.get(key, 0) + 1
-    reviewed = {s: sum(1 for r in rows if r["review"] == s) for s in REVIEW_STATES}
     fence = "````" if "```" in info.recipe_text else "```"
     lines = [
         "---",
@@ -906,7 +911,6 @@ def render_card(info: RunInfo, rows: list[dict]) -> str:
         f"| recipe | `{_md_cell(info.recipe_name)}` ({_md_cell(info.recipe_path or 'in memory')}) |",
         f"| recipe sha256 | `{info.recipe_sha256}` |",
         f"| variants | {len(rows)} written of {info.count} requested (indices 0..{info.count - 1}) |",
-        f"| review | {reviewed['pending']} pending, {reviewed['accepted']} accepted, {reviewed['rejected']} rejected |",
         f"| toolkit | {info.toolkit_version} |",
         "",
         "## Made with",
@@ -943,7 +947,7 @@ def render_card(info: RunInfo, rows: list[dict]) -> str:
         "",
     ]
     if info.class_names:
-        pal = class_palette(len(info.class_names))
+        pal = class_palette(info.class_names)
         shown = sorted({i for i, _ in counts} | set(range(min(len(info.class_names), 16))))
         lines += ["## Label map palette", "", "| id | class | colour |", "|---:|---|---|"]
         lines += [f"| {i} | {_md_cell(info.class_names[i])} | `#{pal[i][0]:02x}{pal[i][1]:02x}{pal[i][2]:02x}` |"
