@@ -112,6 +112,18 @@ def test_round_trip(recipe_file, tmp_path):
     assert (s2.written, s2.skipped) == (0, 9) and tree(tmp_path / "out") == before
 
 
+def test_in_memory_recipe_as_the_app_passes_it(recipe_file, tmp_path):
+    import yaml
+    from toolkit.recipes import parse_recipe
+    recipe = parse_recipe(yaml.safe_load(RECIPE), source="app", base_dir=recipe_file.parent)
+    stop = threading.Event()
+    s = run_batch(recipe, tmp_path / "mem", count=3, batch_size=2, device="cpu", stop=stop)
+    assert s.written == 3 and "in memory" in (tmp_path / "mem" / "README.md").read_text()
+    run_batch(recipe_file, tmp_path / "file", count=3, batch_size=2, device="cpu")
+    assert tree(tmp_path / "mem", skip={"README.md", "dataset.json"}) == \
+        tree(tmp_path / "file", skip={"README.md", "dataset.json"})
+
+
 def test_loads_with_hf_datasets_if_installed(recipe_file, tmp_path):
     datasets = pytest.importorskip("datasets")
     run_batch(recipe_file, tmp_path / "out", count=4, batch_size=4, device="cpu")

@@ -150,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ValueError, KeyError, OSError) as e:
-        # one line, no traceback: our errors say what, where and how to fix
-        print(f"error: {e}", file=sys.stderr)
+        # no traceback: our errors say what, where and how to fix (KeyError's str() adds quotes)
+        print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: finished variants are saved; rerun the same command to resume", file=sys.stderr)

@@ -294,7 +294,7 @@ class RunInfo:
     save_source: bool
     toolkit_version: str
     commands: list[str] = field(default_factory=list)
-    shards: dict = field(default_factory=dict)      # {"n": N, "count": C, "complete": [k, ...]}
+    shards: dict = field(default_factory=dict)      # {"n": N} while a sharded run has unmerged parts
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -560,10 +560,7 @@ class DatasetWriter:
                 info.commands = old.commands + [c for c in info.commands if c not in old.commands]
                 info.shards = old.shards if self.shard else {}
             if self.shard:
-                n = self.shard[1]
-                if not info.shards or info.shards.get("count") != info.count:
-                    info.shards = {"n": n, "count": info.count, "complete": []}
-                info.shards["complete"] = sorted(k for k in info.shards["complete"] if k != self.shard[0])
+                info.shards = {"n": self.shard[1]}
             atomic_write_text(d / INFO, info.to_json())
             for sub in (IMAGES, MASKS) + ((LABEL_MAPS,) if info.class_names else ()) + \
                     ((SOURCES,) if info.save_source else ()):
@@ -653,24 +650,28 @@ class DatasetWriter:
         self.done.update(int(r["variant_index"]) for r in rows)
 
     def finish(self, complete: bool) -> bool:
-        """Sort the manifest by variant index and write the card. For a shard: mark it complete and,
-        when every shard of the split is, merge the parts into DIR/metadata.csv. Returns whether
-        DIR/metadata.csv now holds the whole run."""
+        """Sort the manifest by variant index and write the card. For a shard: when the manifest and
+        the parts together hold every variant of the run (the other shards are done too), merge the
+        parts into DIR/metadata.csv — so whichever shard finishes last merges, with no process group.
+        Returns whether DIR/metadata.csv now holds the whole run."""
         d = self.dir
         with manifest_lock(d):
             path = self.manifest_path
-            _write_manifest(path, _read_rows(path))
+            if path.exists():     # a shard's part is gone if another shard already merged it
+                _write_manifest(path, _read_rows(path))
             if self.shard is None:
                 _write_card(d, self.info, _read_rows(path))
                 return complete
-            info = RunInfo.load(d / INFO)
-            if complete and self.shard[0] not in info.shards.get("complete", []):
-                info.shards["complete"] = sorted(info.shards.get("complete", []) + [self.shard[0]])
-                atomic_write_text(d / INFO, info.to_json())
-            if len(info.shards.get("complete", [])) == self.shard[1]:
+            count = RunInfo.load(d / INFO).count
+            have: set[int] = set()
+            for p in [d / MANIFEST, *sorted((d / PARTS).glob("shard-*.csv"))]:
+                if p.exists():
+                    have.update(int(r["variant_index"]) for r in _read_rows(p))
+            if not have.issuperset(range(count)):
+                return False
+            if (d / PARTS).is_dir():
                 _merge_parts_locked(d)
-                return True
-            return False
+            return True
 
 
 def _palette_csv(class_names: Sequence[str]) -> str:
