@@ -215,6 +215,25 @@ def test_torchrun_two_cpu_processes_equal_one_process(recipe_file, tmp_path):
     assert "rank 0 of 2" in card and "rank 1 of 2" in card
 
 
+def test_sigterm_stops_after_the_batch_in_flight(recipe_file, tmp_path, monkeypatch, capsys):
+    import toolkit.recipes as recipes
+    real, calls = recipes.render_variants, []
+
+    def render_then_term(gen, recipe, variants):
+        calls.append(len(variants))
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)     # what a scheduler (or torchrun) sends
+        return real(gen, recipe, variants)
+
+    monkeypatch.setattr(recipes, "render_variants", render_then_term)
+    args = ["batch", str(recipe_file), "--out", str(tmp_path / "out"), "--count", "8", "--batch-size", "2", "--quiet"]
+    assert main(args) == 143
+    assert "stopped early" in capsys.readouterr().out
+    assert len(assert_consistent(tmp_path / "out")) == 4      # both batches rendered before the stop are kept
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert main(args) == 0 and "skipped 4" in capsys.readouterr().out
+
+
 def test_second_runner_is_refused(recipe_file, tmp_path, capsys):
     with DatasetWriter(tmp_path / "out"):
         with pytest.raises(DatasetLockedError, match="another batch runner"):

@@ -182,9 +182,28 @@ def test_out_dir_problems(tmp_path):
     (foreign / "notes.txt").write_text("mine")
     with pytest.raises(DatasetError, match="not a dataset made by this toolkit .*notes.txt"):
         DatasetWriter(foreign).__enter__()
-    assert sorted(p.name for p in foreign.iterdir()) == [".lock", "notes.txt"]
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]      # untouched
     with pytest.raises(DatasetError, match="no manifest"):
         read_manifest(tmp_path / "nothing")
+
+
+def test_failure_before_writing_leaves_no_directory(tmp_path):
+    with pytest.raises(RuntimeError):
+        with DatasetWriter(tmp_path / "new"):
+            raise RuntimeError("model failed to load")
+    assert not (tmp_path / "new").exists()
+
+
+def test_read_only_copy_can_be_read(tmp_path, monkeypatch):
+    write_run(tmp_path / "ds", range(2))
+
+    def read_only(path, mode, what):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(ds, "_lock_fd", read_only)   # what a read-only mount does to the lock file
+    assert len(read_manifest(tmp_path / "ds")) == 2
+    with pytest.raises(OSError, match="Read-only"):
+        update_review(tmp_path / "ds", {"images/000000.png": "accepted"})
 
 
 def test_other_recipe_or_model_refuses_to_resume(tmp_path):

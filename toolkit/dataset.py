@@ -432,12 +432,24 @@ def read_manifest(out_dir: str | os.PathLike):
         hint = " (a sharded run is still in progress or was not merged: run `python -m toolkit merge " \
                f"{d}`)" if (d / PARTS).is_dir() else ""
         raise DatasetError(f"{path}: no manifest here{hint}. Is {d} the --out directory of a batch run?")
-    with manifest_lock(d):
+    try:
+        lock = manifest_lock(d)
+        lock.__enter__()
+    except PermissionError:
+        lock = None     # a read-only copy (nobody can be writing it): read without the lock
+    except OSError as e:
+        if e.errno != errno.EROFS:
+            raise
+        lock = None
+    try:
         _read_rows(path)  # validates, with line numbers
         str_cols = [c for c in COLUMNS if c not in ("label_id", "variant_index", "variant_seed", "locality")]
         df = pd.read_csv(path, dtype={c: str for c in str_cols} | {"label_id": "int64", "variant_index": "int64",
                                                                    "variant_seed": "int64"},
                          keep_default_na=False, na_values={"locality": [""]})
+    finally:
+        if lock is not None:
+            lock.__exit__(None, None, None)
     df["locality"] = pd.to_numeric(df["locality"], errors="coerce")
     return df
 
@@ -529,6 +541,9 @@ class DatasetWriter:
 
     def __enter__(self) -> "DatasetWriter":
         _check_out_dir(self.dir)
+        self._created = not self.dir.exists()
+        if not self._created:
+            _check_is_dataset_or_empty(self.dir)    # before creating a lock file in someone's folder
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -544,6 +559,13 @@ class DatasetWriter:
 
     def __exit__(self, *exc) -> None:
         self._stack.close()
+        if self._created and self.info is None:
+            # Failed before anything was written (e.g. the model did not load): leave no trace.
+            for p in self.dir.glob(f"{LOCK}*"):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+            with contextlib.suppress(OSError):
+                self.dir.rmdir()
 
     def begin(self, info: RunInfo) -> None:
         """Check the directory belongs to this run (same recipe and model), record the command,
