@@ -18,6 +18,7 @@ This module does no printing; its only file I/O is reading recipes/masks and `sa
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import functools
 import hashlib
@@ -35,6 +36,7 @@ import torch
 import yaml
 
 from . import masks as M
+from .checkpoints import sha256_file
 from .engine import Blend, LabelSwap, render
 from .images import to_uint8
 from .sampling import derive_seed, sample_latents
@@ -146,13 +148,15 @@ class Num(Node):
 
 
 class Str(Node):
-    def __init__(self, enum=None, *, pattern=None, doc=""):
-        self.enum, self.pattern, self.doc = enum, pattern, doc
+    def __init__(self, enum=None, *, pattern=None, doc="", what=None):
+        self.enum, self.pattern, self.doc, self.what = enum, pattern, doc, what
 
     def matches(self, v):
         return isinstance(v, str) and (self.enum is None or v in self.enum)
 
     def describe(self):
+        if self.what:
+            return self.what
         if self.enum:
             return " or ".join(repr(e) for e in self.enum) if len(self.enum) <= 3 else \
                 "one of " + ", ".join(repr(e) for e in self.enum)
@@ -269,7 +273,7 @@ class Obj(Node):
             if k in v:
                 f.node.check(v[k], path + (k,), errs)
             elif f.required:
-                errs.append((path + (k,), f"missing: expected {f.node.describe()}"))
+                errs.append((path + (k,), f"missing (required): add {f.node.describe()}"))
         if self.post is not None and not errs:
             self.post(v, path, errs)
 
@@ -295,6 +299,16 @@ class Obj(Node):
             elif f.default is not None:
                 out[k] = copy.deepcopy(f.default)
         return out
+
+
+def _same_type(node: Node, v) -> bool:
+    if isinstance(node, Str):
+        return isinstance(v, str)
+    if isinstance(node, Num):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if isinstance(node, OneOf):
+        return any(_same_type(o, v) for o in node.options)
+    return node.matches(v)
 
 
 class OneOf(Node):
@@ -326,7 +340,13 @@ class OneOf(Node):
                     Str(vals).check(v[key], path + (key,), errs)
                     return
         if not hits:
-            errs.append((path, f"expected {self.describe()}; got {_type_name(v)}"))
+            # Only one alternative of this type (e.g. the preset names among numbers and lists):
+            # its own message is more helpful ("did you mean 'texture'?").
+            same = [o for o in self.options if _same_type(o, v)]
+            if len(same) == 1:
+                same[0].check(v, path, errs)
+            else:
+                errs.append((path, f"expected {self.describe()}; got {_type_name(v)}"))
             return
         hits[0].check(v, path, errs)
 
@@ -424,8 +444,9 @@ LABEL_SWAP = Obj({
 BLEND = Obj({
     "reference": F(Obj({
         "seed": F(rand(Num(0, MAX_SEED, integer=True)), default={"range": DEFAULT_REFERENCE_SEEDS}),
-        "class": F(OneOf(Str(["source"]), CLASS, Obj({"choice": F(Seq(CLASS, 1), True)}, tag="choice"),
-                         what="'source', a class, or {choice: [class, ...]}")),
+        "class": F(OneOf(CLASS, Obj({"choice": F(Seq(CLASS, 1), True)}, tag="choice"),
+                         what="'source', a class, or {choice: [class or 'source', ...]}",
+                         doc="Reference class (default 'source': the variant's own class)")),
     }, doc="Which image the features come from: its latent seed and (conditional models) its class."),
         default={"seed": {"range": DEFAULT_REFERENCE_SEEDS}}),
     "region": F(REGION, True),
@@ -440,7 +461,7 @@ EDIT = OneOf(Obj({"label_swap": F(LABEL_SWAP, True)}, tag="label_swap", what="{l
 RECIPE = Obj({
     "name": F(Str(pattern=NAME_RE.pattern, doc="Recipe name (default: the file name without .yaml)")),
     "description": F(Str()),
-    "model": F(Str(doc="Zoo name (python -m toolkit models) or a weights path (relative to the recipe's folder)"), True),
+    "model": F(Str(what="a zoo name (tiny, faces64, ...) or a weights path", doc="Zoo name (python -m toolkit models) or a weights path (relative to the recipe's folder)"), True),
     "seed": F(Num(0, MAX_SEED, integer=True, doc="Base seed: variant i uses derive_seed(seed, i)"), default=0),
     "count": F(Num(1, integer=True, doc="Default number of variants"), default=16),
     "source": F(Obj({
@@ -456,6 +477,19 @@ RECIPE = Obj({
         "save_source": F(Bool(doc="Also write the unedited source image (before/after pairs)"), default=True),
     }), default={}),
 }, doc="A Neural Collage Toolkit recipe: edits to apply to many generated images, with random parameters.")
+
+
+def fill_defaults(node: Node, v):
+    """The value with every missing optional key that has a default filled in (recursively)."""
+    if isinstance(node, OneOf):
+        hits = [o for o in node.options if o.matches(v)]
+        return fill_defaults(hits[0], v) if hits else v
+    if isinstance(node, Obj) and isinstance(v, dict):
+        out = node.fill_defaults(v)
+        return {k: fill_defaults(node.fields[k].node, x) if k in node.fields else x for k, x in out.items()}
+    if isinstance(node, Seq) and isinstance(v, list):
+        return [fill_defaults(node.item, x) for x in v]
+    return v
 
 
 def recipe_json_schema() -> dict:
@@ -537,7 +571,7 @@ class Recipe:
     path: Path | None
     base_dir: Path
     info: ModelInfo = field(repr=False, compare=False, default=None)
-    _masks: dict = field(repr=False, compare=False, default_factory=dict)   # rel path -> float array
+    _masks: dict = field(repr=False, compare=False, default_factory=dict)   # rel path -> (float array, file sha256)
 
     def variant(self, i: int) -> Variant:
         """Variant i: a pure function of (this recipe, its seed, i)."""
@@ -554,7 +588,7 @@ class Recipe:
         """A mask referenced by this recipe (checked and read at load time)."""
         if rel not in self._masks:
             raise KeyError(f"recipe {self.name!r} does not reference mask {rel!r}")
-        return self._masks[rel]
+        return self._masks[rel][0]
 
 
 def _err(source: str, errs: Errors) -> RecipeError:
@@ -582,8 +616,11 @@ def _construct_mapping(loader, node, deep=False):
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    """Read and validate a recipe YAML file (RecipeError with file and field path on any problem)."""
+def load_recipe(path: str | Path, *, generator=None) -> Recipe:
+    """Read and validate a recipe YAML file (RecipeError with file and field path on any problem).
+
+    `generator`: the recipe's model, already loaded (e.g. by the app); saves loading it once
+    to learn its classes and stages. Without it the model is loaded on the CPU (cached)."""
     p = Path(path)
     src = str(p)
     if not p.exists():
@@ -608,12 +645,15 @@ def load_recipe(path: str | Path) -> Recipe:
         raise RecipeError(f"{src}: (top level): expected a mapping (key: value lines), got {_type_name(data)}")
     data = dict(data)
     data.setdefault("name", p.stem if NAME_RE.match(p.stem) else "recipe")
-    return _parse(data, src, p.parent, text=text, path=p)
+    return _parse(data, src, p.parent, text=text, path=p, generator=generator)
 
 
-def parse_recipe(data: dict, source: str = "<recipe>", base_dir: str | Path = ".") -> Recipe:
-    """Validate a recipe given as a dict (e.g. built in the app); `base_dir` anchors relative paths."""
-    return _parse(copy.deepcopy(data), source, Path(base_dir), text=None, path=None)
+def parse_recipe(data: dict, source: str = "<recipe>", base_dir: str | Path = ".", *, generator=None) -> Recipe:
+    """Validate a recipe given as a dict (e.g. built in the app); `base_dir` anchors relative paths.
+    `generator`: as for `load_recipe`."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: (top level): expected a mapping, got {_type_name(data)}")
+    return _parse(copy.deepcopy(data), source, Path(base_dir), text=None, path=None, generator=generator)
 
 
 def _resolve_path(rel: str, base_dir: Path, what: str) -> Path:
@@ -630,35 +670,35 @@ def _resolve_path(rel: str, base_dir: Path, what: str) -> Path:
 
 
 def _parse(data: dict, source: str, base_dir: Path, *, text: str | None, path: Path | None,
-           mask_overrides: dict | None = None, info: ModelInfo | None = None) -> Recipe:
+           mask_overrides: dict | None = None, generator=None) -> Recipe:
     errs: Errors = []
     RECIPE.check(data, (), errs)
     if errs:
         raise _err(source, errs)
-    data = RECIPE.fill_defaults(data)
+    data = fill_defaults(RECIPE, data)
     data.setdefault("name", "recipe")
-    data["source"] = RECIPE.fields["source"].node.fill_defaults(data["source"])
-    data["output"] = RECIPE.fields["output"].node.fill_defaults(data["output"])
 
     # -- the model ----------------------------------------------------------------------------------
     from . import zoo
     model = data["model"]
-    if info is None:
-        if model in zoo.ZOO:
-            ref = model
-        else:
-            try:
-                ref = str(_resolve_path(model, base_dir, "model files"))
-            except ValueError as e:
-                raise _err(source, [(("model",), str(e))]) from None
-            if not Path(ref).exists():
-                raise _err(source, [(("model",), f"unknown model {model!r}: not a zoo name "
-                                     f"({', '.join(sorted(zoo.ZOO))}) and no file {ref} exists")])
+    if model in zoo.ZOO:
+        ref = model
+    else:
         try:
-            info = model_info(ref)
+            ref = str(_resolve_path(model, base_dir, "model files"))
+        except ValueError as e:
+            raise _err(source, [(("model",), str(e))]) from None
+        if not Path(ref).exists():
+            raise _err(source, [(("model",), f"unknown model {model!r}: not a zoo name "
+                                 f"({', '.join(sorted(zoo.ZOO))}) and no file {ref} exists")])
+    if generator is not None:
+        info = dataclasses.replace(info_from_generator(generator), ref=ref, name=model)
+    else:
+        try:
+            info = dataclasses.replace(model_info(ref), name=model)
         except Exception as e:  # noqa: BLE001 - any load failure is reported against the field
             raise _err(source, [(("model",), f"cannot load model {model!r}: {e}")]) from None
-    masks: dict[str, np.ndarray] = {}
+    masks: dict[str, tuple] = {}
     _check_semantics(data, info, base_dir, masks, mask_overrides or {}, errs)
     if errs:
         raise _err(source, errs)
@@ -666,8 +706,7 @@ def _parse(data: dict, source: str, base_dir: Path, *, text: str | None, path: P
     h = hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
     for rel in sorted(masks):
         h.update(rel.encode())
-        h.update(np.round(masks[rel] * 255).astype(np.uint8).tobytes())
-        h.update(repr(masks[rel].shape).encode())
+        h.update(masks[rel][1].encode())
     text = dump_recipe(data) if text is None else text
     return Recipe(name=data["name"], model=info.ref, seed=data["seed"], count=data["count"], data=data,
                   text=text, sha256=h.hexdigest(), path=path, base_dir=base_dir, info=info, _masks=masks)
@@ -680,21 +719,19 @@ def _regions(region: dict):
 
 def _check_semantics(data: dict, info: ModelInfo, base_dir: Path, masks: dict, overrides: dict, errs: Errors):
     """Rules that depend on the model or the file system (the schema cannot say them)."""
-    def check_class(c, path):
-        try:
-            info.class_id(c)
-        except ValueError as e:
-            errs.append((path, str(e)))
-
-    def check_classes(spec, path):
-        if isinstance(spec, dict):
-            for k, c in enumerate(spec["choice"]):
-                check_class(c, path + ("choice", k))
-        elif isinstance(spec, list):
-            for k, c in enumerate(spec):
-                check_class(c, path + (k,))
-        elif spec != "all" and spec != "source":
-            check_class(spec, path)
+    def check_classes(spec, path, allow_source=False):
+        items = [((), spec)] if not isinstance(spec, (dict, list)) else \
+            [(("choice", k), c) for k, c in enumerate(spec["choice"])] if isinstance(spec, dict) else \
+            [((k,), c) for k, c in enumerate(spec)]
+        for sub, c in items:
+            if c == "all" and sub == () and path == ("source", "classes"):
+                continue
+            if c == "source" and allow_source:
+                continue      # a blend reference may name the variant's own source class
+            try:
+                info.class_id(c)
+            except ValueError as e:
+                errs.append((path + sub, str(e)))
 
     src = data["source"]
     if info.n_classes:
@@ -710,7 +747,6 @@ def _check_semantics(data: dict, info: ModelInfo, base_dir: Path, masks: dict, o
         kind = "label_swap" if "label_swap" in edit else "blend"
         spec = edit[kind]
         path = ("edits", j, kind)
-        edit[kind] = spec = (LABEL_SWAP if kind == "label_swap" else BLEND).fill_defaults(spec)
         for k, r in enumerate(_regions(spec["region"])):
             rpath = path + ("region",) + (("choice", k) if "choice" in spec["region"] else ())
             if "mask" in r:
@@ -734,12 +770,12 @@ def _check_semantics(data: dict, info: ModelInfo, base_dir: Path, masks: dict, o
                 errs.append((path + ("stages",), "all label_swap edits render in one pass and must have the same "
                              f"`stages` (the first one has {swap_stages!r})"))
         else:
-            ref = spec["reference"] = BLEND.fields["reference"].node.fill_defaults(spec["reference"])
+            ref = spec["reference"]
             if "class" in ref:
                 if not info.n_classes:
                     errs.append((path + ("reference", "class"), f"model {info.name} is unconditional: remove `class`"))
                 else:
-                    check_classes(ref["class"], path + ("reference", "class"))
+                    check_classes(ref["class"], path + ("reference", "class"), allow_source=True)
             p = info.n_blend_points
             st = spec["strength"]
             for k, s in enumerate(st["choice"] if isinstance(st, dict) and "choice" in st else [st]):
@@ -761,7 +797,7 @@ def _check_mask(rel: str, base_dir: Path, masks: dict, overrides: dict, path: tu
     if rel in masks:
         return
     if rel in overrides:
-        masks[rel] = overrides[rel]
+        masks[rel] = overrides[rel]     # (array, sha256 of the PNG bytes about to be written)
         return
     if Path(os.path.expanduser(rel)).is_absolute():
         errs.append((path, f"{rel!r} is an absolute path: mask paths are relative to the recipe's folder "
@@ -769,7 +805,7 @@ def _check_mask(rel: str, base_dir: Path, masks: dict, overrides: dict, path: tu
         return
     try:
         full = _resolve_path(rel, base_dir, "mask files")
-        masks[rel] = M.load_mask_file(full)
+        masks[rel] = (M.load_mask_file(full), sha256_file(full))
     except (ValueError, M.MaskFileError) as e:
         errs.append((path, str(e)))
 
@@ -960,7 +996,8 @@ def _composite(ms: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
-def class_weight_maps(recipe: Recipe, variant: Variant, resolution: int) -> np.ndarray:
+def class_weight_maps(recipe: Recipe, variant: Variant, resolution: int,
+                      masks: list[np.ndarray] | None = None) -> np.ndarray:
     """`[n_classes, R, R]` final per-pixel class weights of a conditional variant (sum to 1).
 
     Base class weight 1 − Σ swap weights; label swaps (strength × composited region) move weight
@@ -968,7 +1005,7 @@ def class_weight_maps(recipe: Recipe, variant: Variant, resolution: int) -> np.n
     pixel's weight to its reference's class, since those pixels' features come from it."""
     info = recipe.info
     p = variant.params
-    ms = edit_masks(recipe, variant, resolution)
+    ms = edit_masks(recipe, variant, resolution) if masks is None else masks
     swaps = [(j, e["label_swap"]) for j, e in enumerate(p["edits"]) if "label_swap" in e]
     blends = [(j, e["blend"]) for j, e in enumerate(p["edits"]) if "blend" in e]
     sw = _composite([e["strength"] * ms[j] for j, e in swaps]) if swaps else []
@@ -1068,8 +1105,8 @@ def _render_group(gen, recipe: Recipe, variants: list[Variant], res: int, trunc)
             elif "class" in e["blend"]["reference"]:
                 edit_classes.append(e["blend"]["reference"]["class"])
         if info.n_classes:
-            weights = class_weight_maps(recipe, v, res)
-            label_map = weights.argmax(0).astype(np.uint8 if info.n_classes <= 256 else np.int32)
+            weights = class_weight_maps(recipe, v, res, ms)
+            label_map = weights.argmax(0).astype(np.uint8 if info.n_classes <= 256 else np.uint16)
             counts = np.bincount(label_map.ravel(), minlength=info.n_classes)
             soft = {info.class_names[c]: float(counts[c] / label_map.size) for c in np.nonzero(counts)[0]}
             label_id = int(counts.argmax())
@@ -1177,7 +1214,7 @@ def save_recipe(data: dict, name: str, recipes_dir: str | Path, masks: dict = {}
     data = copy.deepcopy(data)
     data["name"] = name
     pngs: dict[str, bytes] = {}
-    overrides: dict[str, np.ndarray] = {}
+    overrides: dict[str, tuple] = {}
     for region in _walk_regions(data):
         key = region.get("mask")
         if isinstance(key, str) and key in masks:
@@ -1191,7 +1228,7 @@ def save_recipe(data: dict, name: str, recipes_dir: str | Path, masks: dict = {}
                 buf = io.BytesIO()
                 Image.fromarray(arr, mode="L").save(buf, format="PNG")
                 pngs[rel] = buf.getvalue()
-                overrides[rel] = arr.astype(np.float32) / 255.0
+                overrides[rel] = (arr.astype(np.float32) / 255.0, hashlib.sha256(pngs[rel]).hexdigest())
             region["mask"] = rel
     target = recipes_dir / f"{name}.yaml"
     recipe = _parse(copy.deepcopy(data), str(target), recipes_dir, text=None, path=None, mask_overrides=overrides)
