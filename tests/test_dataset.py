@@ -381,3 +381,14 @@ def test_manifest_lock_is_exclusive_across_threads(tmp_path):
         order.append("main")
     t.join(5)
     assert order == ["main", "t"]
+
+
+def test_failed_shard_start_keeps_a_running_siblings_lock(tmp_path):
+    d = tmp_path / "new"
+    with DatasetWriter(d, (1, 2)):         # still starting up: the directory holds only lock files
+        w = DatasetWriter(d, (0, 2)).__enter__()
+        w._created = True          # as if both had found the directory missing at start
+        w.__exit__(None, None, None)   # failed before begin()
+        assert (d / ".lock").exists()
+        with pytest.raises(DatasetLockedError):
+            DatasetWriter(d).__enter__()

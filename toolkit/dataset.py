@@ -560,12 +560,21 @@ class DatasetWriter:
     def __exit__(self, *exc) -> None:
         self._stack.close()
         if self._created and self.info is None:
-            # Failed before anything was written (e.g. the model did not load): leave no trace.
-            for p in self.dir.glob(f"{LOCK}*"):
-                with contextlib.suppress(OSError):
-                    p.unlink()
-            with contextlib.suppress(OSError):
-                self.dir.rmdir()
+            # Failed before anything was written (e.g. the model did not load): leave no trace,
+            # unless another runner (a sibling shard) is using the directory meanwhile.
+            try:
+                fd = _lock_fd(self.dir / LOCK, fcntl.LOCK_EX | fcntl.LOCK_NB, "in use")
+            except (DatasetLockedError, OSError):
+                return
+            try:
+                if all(p.name.startswith(LOCK) for p in self.dir.iterdir()):
+                    for p in self.dir.iterdir():
+                        p.unlink()
+                    self.dir.rmdir()
+            except OSError:
+                pass
+            finally:
+                _unlock_fd(fd)
 
     def begin(self, info: RunInfo) -> None:
         """Check the directory belongs to this run (same recipe and model), record the command,
