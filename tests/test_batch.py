@@ -256,7 +256,7 @@ def test_bad_arguments_are_one_line_errors(recipe_file, tmp_path, capsys, args, 
     rc = main(["batch", str(recipe_file), "--out", str(tmp_path / "out"), "--quiet", *args])
     err = capsys.readouterr().err
     assert rc == 1 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "out" / "images").exists()
+    assert not (tmp_path / "out").exists()
 
 
 def test_out_dir_that_is_a_file_and_missing_recipe(recipe_file, tmp_path, capsys):
@@ -306,6 +306,19 @@ def test_a_variant_the_engine_rejects_fails_alone(recipe_file, tmp_path, monkeyp
     assert 3 not in set(read_manifest(tmp_path / "out")["variant_index"])
     monkeypatch.setattr(recipes, "render_variants", real)
     assert run_batch(recipe_file, tmp_path / "out", count=6, device="cpu").written == 1
+
+
+def test_every_variant_failing_still_leaves_a_readable_dataset(recipe_file, tmp_path, monkeypatch, capsys):
+    import toolkit.recipes as recipes
+
+    def broken(gen, recipe, variants):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(recipes, "render_variants", broken)
+    rc = main(["batch", str(recipe_file), "--out", str(tmp_path / "out"), "--count", "3", "--quiet"])
+    captured = capsys.readouterr()
+    assert rc == 1 and "failed 3" in captured.out and "CUDA out of memory" in captured.err
+    assert len(read_manifest(tmp_path / "out")) == 0 and (tmp_path / "out" / "README.md").exists()
 
 
 def test_shard_and_device_helpers():

@@ -265,15 +265,16 @@ def test_failed_write_leaves_nothing_half_written(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real(path, data)
 
-    monkeypatch.setattr(ds, "_write_file", flaky)
     with DatasetWriter(tmp_path) as w:
         w.begin(run_info())
+        monkeypatch.setattr(ds, "_write_file", flaky)
         rows = [w.write_variant(fake_variant(0))]
         with pytest.raises(OSError, match="No space"):
             w.write_variant(fake_variant(1))
         w.commit(rows)
     assert not [p for p in tmp_path.rglob("*.tmp")]
     assert not list(tmp_path.rglob("000001.png"))           # the variant's earlier files were removed
+    assert (tmp_path / "label_maps" / "000000.png").exists() and calls["n"] == 7
     assert read_manifest(tmp_path)["variant_index"].tolist() == [0]
 
 

@@ -27,6 +27,7 @@ from typing import Callable
 
 from . import __version__, zoo
 from .dataset import DatasetError, DatasetWriter, RunInfo
+from .devices import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,7 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
     if shard == (0, 1):
         shard = None
     device = device_for(device)
+    resolve_device(device)      # a bad --device fails here, before the output directory is touched
     if command is None:
         command = (f"toolkit.batch.run_batch({str(recipe.path or recipe.name)!r}, {str(out_dir)!r}, count={count}"
                    + (f", shard={shard}" if shard else "") + ")")

@@ -605,7 +605,9 @@ class DatasetWriter:
                 (d / PARTS).mkdir(exist_ok=True)
             path = self.manifest_path
             _repair_torn_tail(path)
-            rows = _read_rows(path) if path.exists() else []
+            if not path.exists():     # header only: an empty dataset still reads as one
+                atomic_write_text(path, _rows_to_csv([], header=True))
+            rows = _read_rows(path)
             if self.shard is not None and (d / MANIFEST).exists():
                 rows += [r for r in _read_rows(d / MANIFEST) if int(r["variant_index"]) % self.shard[1] == self.shard[0]]
             fsync_dir(d)
@@ -662,12 +664,6 @@ class DatasetWriter:
             "review": "pending", "toolkit_version": info.toolkit_version,
         }
 
-    def remove_variant_files(self, index: int) -> None:
-        for rel in self.files_for(index).values():
-            if rel:
-                with contextlib.suppress(FileNotFoundError):
-                    (self.dir / rel).unlink()
-
     # -- runner thread --
     def commit(self, rows: list[dict]) -> None:
         """Make the rows' files durable (directory fsync), then append the rows."""
@@ -691,7 +687,7 @@ class DatasetWriter:
             if path.exists():     # a shard's part is gone if another shard already merged it
                 _write_manifest(path, _read_rows(path))
             if self.shard is None:
-                _write_card(d, self.info, _read_rows(path))
+                _write_card(d, self.info, _read_rows(path) if path.exists() else [])
                 return complete
             count = RunInfo.load(d / INFO).count
             have: set[int] = set()
