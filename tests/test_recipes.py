@@ -19,7 +19,7 @@ from PIL import Image
 from toolkit import load_generator, render, sample_latents
 from toolkit import masks as M
 from toolkit.recipes import (RecipeError, dump_recipe, load_recipe, locality, parse_recipe, recipe_json_schema,
-                             render_variants, save_recipe)
+                             render_variants, save_recipe, validate_schema)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "recipes").glob("*.yaml"))
@@ -40,6 +40,16 @@ BASE = {
                          "region": {"blob": {"size": [0.2, 0.4]}, "feather": 0.03},
                          "strength": {"range": [0.5, 1.0]}, "points": [1, 3]}}],
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny tensors on a shared 2-core machine: one intra-op thread is ~50× faster than two
+    threads that keep waiting for each other (measured: 6 tiny variants 4.5 s → 0.07 s)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +119,9 @@ def uncond_model(tmp_path_factory):
     (with_(("edits", 1, "blend", "points"), [2, 7]), ["edits[1].blend.points: [2, 7] is not a blend-point range"]),
     (swap_region({"shape": "triangle", "points": [[0, 0], [1, 0], [1, 1]]}),
      ["edits[0].label_swap.region.shape: 'triangle' is not allowed", "rectangle", "polygon"]),
+    (swap_region({"center": [0.5, 0.5], "size": [0.2, 0.2]}), ["region: expected a region", "Missing `shape: ellipse`?"]),
+    (swap_region({"shape": "ellipse", "center": [0.5, 0.5]}), ["region.size: missing (required)"]),
+    (swap_region("ellipse"), ["region: expected a region", "got a string ('ellipse')"]),
     (swap_region({"shape": "rectangle", "box": [0.5, 0.5, 0.2, 0.9]}), ["region.box: [0.5, 0.5, 0.2, 0.9] is empty"]),
     (swap_region({"shape": "polygon", "points": [[0, 0], [1, 1]]}), ["region.points: has 2 item(s)"]),
     (swap_region({"mask": "m.png", "blob": {}}), ["region: has both 'mask' and 'blob'"]),
@@ -249,10 +262,23 @@ def test_shipped_recipes_are_there():
     assert {"tiny-label-swap.yaml", "faces64-parts.yaml"} <= names and len(names) >= 3
 
 
-@pytest.mark.parametrize("path", [p for p in SHIPPED if "faces64" not in p.name], ids=lambda p: p.name)
-def test_shipped_tiny_recipes_render(path, tiny):
+def _model_available(model: str, folder: Path) -> bool:
+    from toolkit import zoo
+    if model in zoo.ZOO:
+        return zoo.get(model).is_cached(zoo.get(model))
+    return (folder / model).exists()
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_recipes_validate_and_tiny_ones_render(path, tiny):
+    data = yaml.safe_load(path.read_text())
+    validate_schema(data, str(path))
+    if not _model_available(data["model"], path.parent):
+        pytest.skip(f"{path.name}: model {data['model']!r} is not available here (schema checked only)")
     r = load_recipe(path)
     assert r.name == path.stem and r.text == path.read_text()
+    if r.model != "tiny":
+        return      # faces64 renders in its own test; bigger models are not rendered in fast tests
     out = render_variants(tiny, r, r.variants([0, 1]))
     for o in out:
         assert o.image.shape == (32, 32, 3) and o.image.dtype == np.uint8
@@ -262,8 +288,11 @@ def test_shipped_tiny_recipes_render(path, tiny):
         assert 0 <= o.locality < 1, o.locality    # the change concentrates inside the edit region
 
 
-@pytest.mark.slow
 def test_faces64_recipe_renders_local_part_blends():
+    from toolkit import zoo
+    entry = zoo.get("faces64")
+    if not entry.is_cached(entry):
+        pytest.skip("faces64 weights are not cached (python -m toolkit fetch faces64); tests never download")
     path = ROOT / "recipes" / "faces64-parts.yaml"
     r = load_recipe(path)
     gen = load_generator(r.model, "cpu")
@@ -423,3 +452,18 @@ def test_numpy_resize_matches_resize_weights_and_feather_matches_convolution():
     direct = np.array([[(padded[i:i + 2 * radius + 1, j:j + 2 * radius + 1] * np.outer(k, k)).sum()
                         for j in range(20)] for i in range(20)])
     assert np.allclose(M.gaussian_feather(x, sigma), direct, atol=1e-6)
+
+
+def test_mask_file_jitter_matches_shape_jitter():
+    """The same jitter moves a mask file exactly as it moves the equivalent polygon."""
+    pts = [[0.2, 0.3], [0.6, 0.3], [0.6, 0.5], [0.2, 0.5]]
+    img = M.rasterize_polygon(pts, 256)                     # a high-resolution "mask file"
+    center = [0.4, 0.4]                                     # = its centroid and the polygon's centre
+    for t, s, rot in [((0.1, -0.05), 1.0, 0.0), ((0.0, 0.0), 1.2, 0.0), ((0.0, 0.0), 1.0, 30.0), ((0.05, 0.1), 0.8, -50.0)]:
+        shape = M.rasterize_polygon(M.transform_points(pts, center, t, s, rot), 64)
+        mask = M.transform_mask(img, 64, t, s, rot)
+        iou = np.minimum(shape, mask).sum() / np.maximum(shape, mask).sum()
+        assert iou > 0.95, (t, s, rot, iou)
+        assert shape.sum() == pytest.approx(mask.sum(), rel=0.02)
+        assert M.mask_centroid(shape) == pytest.approx(M.mask_centroid(mask), abs=0.002)
+        assert M.mask_centroid(shape) == pytest.approx([center[0] + t[0], center[1] + t[1]], abs=0.002)

@@ -345,8 +345,14 @@ class OneOf(Node):
             same = [o for o in self.options if _same_type(o, v)]
             if len(same) == 1:
                 same[0].check(v, path, errs)
-            else:
-                errs.append((path, f"expected {self.describe()}; got {_type_name(v)}"))
+                return
+            hint = ""
+            if isinstance(v, dict):   # e.g. {center, size} without `shape: ellipse`
+                fits = [o.tag for o in self.options if isinstance(o, Obj) and isinstance(o.tag, tuple)
+                        and set(v) <= set(o.fields)]
+                if fits:
+                    hint = " Missing " + " or ".join(f"`{k}: {t}`" for k, t in fits) + "?"
+            errs.append((path, f"expected {self.describe()}; got {_type_name(v)}.{hint}"))
             return
         hits[0].check(v, path, errs)
 
@@ -644,7 +650,7 @@ def load_recipe(path: str | Path, *, generator=None) -> Recipe:
     if not isinstance(data, dict):
         raise RecipeError(f"{src}: (top level): expected a mapping (key: value lines), got {_type_name(data)}")
     data = dict(data)
-    data.setdefault("name", p.stem if NAME_RE.match(p.stem) else "recipe")
+    data.setdefault("name", re.sub(r"[^A-Za-z0-9_.-]+", "-", p.stem).strip("-.") or "recipe")
     return _parse(data, src, p.parent, text=text, path=p, generator=generator)
 
 
@@ -654,6 +660,15 @@ def parse_recipe(data: dict, source: str = "<recipe>", base_dir: str | Path = ".
     if not isinstance(data, dict):
         raise RecipeError(f"{source}: (top level): expected a mapping, got {_type_name(data)}")
     return _parse(copy.deepcopy(data), source, Path(base_dir), text=None, path=None, generator=generator)
+
+
+def validate_schema(data, source: str = "<recipe>") -> None:
+    """Structural checks only (keys, types, ranges): what can be said without the model or the
+    mask files, e.g. for a recipe whose weights the user has not downloaded yet. RecipeError."""
+    errs: Errors = []
+    RECIPE.check(data, (), errs)
+    if errs:
+        raise _err(source, errs)
 
 
 def _resolve_path(rel: str, base_dir: Path, what: str) -> Path:
@@ -671,10 +686,8 @@ def _resolve_path(rel: str, base_dir: Path, what: str) -> Path:
 
 def _parse(data: dict, source: str, base_dir: Path, *, text: str | None, path: Path | None,
            mask_overrides: dict | None = None, generator=None) -> Recipe:
+    validate_schema(data, source)
     errs: Errors = []
-    RECIPE.check(data, (), errs)
-    if errs:
-        raise _err(source, errs)
     data = fill_defaults(RECIPE, data)
     data.setdefault("name", "recipe")
 
@@ -1139,8 +1152,11 @@ def _repr_list(dumper, data):
 
 def _repr_dict(dumper, data):
     # short mappings of scalars/flat lists read best inline ({choice: [a, b]}, {range: [0, 1]})
-    flow = len(data) <= 2 and all(not isinstance(v, dict) for v in data.values()) and \
-        all(not isinstance(v, list) or all(not isinstance(x, (dict, list)) for x in v) for v in data.values())
+    def flat(v):
+        return not isinstance(v, (dict, list)) or \
+            (isinstance(v, list) and all(not isinstance(x, dict) and (not isinstance(x, list) or all(map(flat, x)))
+                                         for x in v))
+    flow = len(data) <= 3 and all(flat(v) for v in data.values())
     return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flow)
 
 
