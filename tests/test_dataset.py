@@ -393,3 +393,19 @@ def test_failed_shard_start_keeps_a_running_siblings_lock(tmp_path):
         assert (d / ".lock").exists()
         with pytest.raises(DatasetLockedError):
             DatasetWriter(d).__enter__()
+
+
+def test_many_class_models_get_16bit_label_maps_and_say_so(tmp_path):
+    names = [f"class {i}" for i in range(300)]
+    info = run_info()
+    info.class_names = names
+    v = fake_variant(0)
+    v.label_map = (np.arange(16 * 16).reshape(16, 16) % 300).astype(np.uint16)
+    with DatasetWriter(tmp_path) as w:
+        w.begin(info)
+        w.commit([w.write_variant(v)])
+        w.finish(True)
+    lm = Image.open(tmp_path / "label_maps" / "000000.png")
+    assert lm.mode.startswith("I") and np.array_equal(np.asarray(lm), v.label_map)
+    assert "16-bit grey" in (tmp_path / "README.md").read_text()
+    assert len(pd.read_csv(tmp_path / "label_maps" / "palette.csv")) == 300

@@ -958,9 +958,12 @@ def render_card(info: RunInfo, rows: list[dict]) -> str:
         f"- `{IMAGES}/NNNNNN.png`: edited images (RGB), NNNNNN = variant index.",
         f"- `{MASKS}/NNNNNN.png`: union of the edit regions (8-bit grey, 255 = edited).",
     ]
-    if info.class_names:
+    if info.class_names and len(info.class_names) <= 256:
         lines.append(f"- `{LABEL_MAPS}/NNNNNN.png`: per-pixel class ids as an indexed-palette PNG (palette index = "
                      f"class id; `{PALETTE}` lists id, name and colour; the palette depends only on the model).")
+    elif info.class_names:
+        lines.append(f"- `{LABEL_MAPS}/NNNNNN.png`: per-pixel class ids as 16-bit grey PNGs (value = class id; "
+                     f"more than 256 classes do not fit a palette); `{PALETTE}` lists id, name and a display colour.")
     if info.save_source:
         lines.append(f"- `{SOURCES}/NNNNNN.png`: the unedited source image (before/after pairs).")
     lines += [
