@@ -333,6 +333,16 @@ def test_every_variant_failing_still_leaves_a_readable_dataset(recipe_file, tmp_
     assert len(read_manifest(tmp_path / "out")) == 0 and (tmp_path / "out" / "README.md").exists()
 
 
+def test_torchrun_process_picks_its_gpu(monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    env = {"RANK": "5", "WORLD_SIZE": "8", "LOCAL_RANK": "1"}
+    assert device_for("auto", env) == "cuda:1" and device_for("cuda", env) == "cuda:1"
+    assert device_for("cuda:3", env) == "cuda:3" and device_for("cpu", env) == "cpu"
+    assert device_for("auto", {}) == "auto"          # not under torchrun: resolve_device decides
+
+
 def test_shard_and_device_helpers():
     assert parse_shard("1/4") == (1, 4)
     assert shard_from_env({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}) == (1, 2)
