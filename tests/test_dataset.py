@@ -409,3 +409,19 @@ def test_many_class_models_get_16bit_label_maps_and_say_so(tmp_path):
     assert lm.mode.startswith("I") and np.array_equal(np.asarray(lm), v.label_map)
     assert "16-bit grey" in (tmp_path / "README.md").read_text()
     assert len(pd.read_csv(tmp_path / "label_maps" / "palette.csv")) == 300
+
+
+def test_append_after_a_half_written_append_repairs_first(tmp_path):
+    with DatasetWriter(tmp_path) as w:
+        w.begin(run_info())
+        w.commit([w.write_variant(fake_variant(0))])
+        row1 = w.write_variant(fake_variant(1))
+        line = ds._rows_to_csv([row1], header=False)
+        with open(tmp_path / "metadata.csv", "a") as f:     # a full disk stopped this append mid-line
+            f.write(line[: len(line) // 2])
+        w.commit([w.write_variant(fake_variant(2))])
+    assert read_manifest(tmp_path)["variant_index"].tolist() == [0, 2]
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"h\n" + b"x" * 200_000)        # torn tail longer than one read block
+    ds._repair_torn_tail(big)
+    assert big.read_bytes() == b"h\n"

@@ -383,23 +383,38 @@ def _read_rows(path: Path) -> list[dict]:
 
 
 def _repair_torn_tail(path: Path) -> None:
-    """Cut a partial last line left by a crash mid-append (its variant is simply re-rendered).
+    """Cut a partial last line left by a crash (or a full disk) mid-append; that variant is simply
+    rendered again. Reads only the file's tail, so it is cheap enough to run before every append.
 
     Call under manifest_lock. Only a missing final newline counts as torn; anything else that is
     malformed is reported by `_read_rows` instead of silently dropped.
     """
-    if not path.exists():
+    try:
+        f = open(path, "r+b")
+    except FileNotFoundError:
         return
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        keep = data.rfind(b"\n") + 1
+    with f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        pos, keep = size, 0
+        while pos > 0 and not keep:
+            start = max(0, pos - 65536)
+            f.seek(start)
+            block = f.read(pos - start)
+            nl = block.rfind(b"\n")
+            if nl >= 0:
+                keep = start + nl + 1
+            pos = start
         if keep == 0:
             raise DatasetError(f"{path}: the header line is incomplete; delete the file and rerun.")
-        log.warning("%s: cutting a partial last line left by an interrupted run (%d bytes)", path, len(data) - keep)
-        with open(path, "r+b") as f:
-            f.truncate(keep)
-            f.flush()
-            os.fsync(f.fileno())
+        log.warning("%s: cutting a partial last line left by an interrupted write (%d bytes)", path, size - keep)
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _write_manifest(path: Path, rows: list[dict]) -> None:
@@ -411,6 +426,7 @@ def _append_rows(path: Path, rows: list[dict]) -> None:
     """Append under manifest_lock; reopens the file (a review update may have replaced it)."""
     if not rows:
         return
+    _repair_torn_tail(path)     # an earlier append that failed half-way must not glue onto this one
     new = not path.exists()
     with open(path, "a", encoding="utf-8", newline="") as f:
         f.write(_rows_to_csv(rows, header=new))
