@@ -108,15 +108,6 @@ def _load_recipe(recipe):
     return recipe
 
 
-def _model_ref(recipe) -> str:
-    """A zoo name as is; a path relative to the recipe's folder."""
-    m = str(recipe.model)
-    if m in zoo.ZOO:
-        return m
-    p = Path(m).expanduser()
-    return str(p if p.is_absolute() else Path(recipe.base_dir) / p)
-
-
 def _save_source(recipe) -> bool:
     return bool((recipe.data.get("output") or {}).get("save_source", False))
 
@@ -157,7 +148,7 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
         command += f"  # rank {shard[0]} of {shard[1]} (RANK/WORLD_SIZE)"
 
     with DatasetWriter(out_dir, shard) as ds:
-        gen = load_generator(_model_ref(recipe), device=device)
+        gen = load_generator(recipe.model, device=device)   # zoo name or resolved path (recipes)
         entry = zoo.ZOO.get(str(recipe.model))
         info = RunInfo(
             recipe_name=recipe.name, recipe_sha256=recipe.sha256, recipe_text=recipe.text,
