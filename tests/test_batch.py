@@ -136,6 +136,18 @@ def test_in_memory_recipe_as_the_app_passes_it(recipe_file, tmp_path):
         tree(tmp_path / "file", skip={"README.md", "dataset.json"})
 
 
+def test_model_given_as_a_weights_file_next_to_the_recipe(recipe_file, tmp_path):
+    from toolkit.checkpoints import save_generator
+    save_generator(load_generator("tiny", device="cpu"), recipe_file.parent / "my-tiny.safetensors")
+    local = recipe_file.parent / "local.yaml"
+    local.write_text(RECIPE.replace("model: tiny", "model: my-tiny.safetensors"))
+    s = run_batch(local, tmp_path / "out", count=2, device="cpu")
+    assert s.written == 2
+    df = read_manifest(tmp_path / "out")
+    assert df.model_id[0] == str((recipe_file.parent / "my-tiny.safetensors").resolve())
+    assert "unknown: check the weights" in (tmp_path / "out" / "README.md").read_text()
+
+
 def test_loads_with_hf_datasets_if_installed(recipe_file, tmp_path):
     datasets = pytest.importorskip("datasets")
     run_batch(recipe_file, tmp_path / "out", count=4, batch_size=4, device="cpu")
