@@ -467,3 +467,70 @@ def test_mask_file_jitter_matches_shape_jitter():
         assert shape.sum() == pytest.approx(mask.sum(), rel=0.02)
         assert M.mask_centroid(shape) == pytest.approx(M.mask_centroid(mask), abs=0.002)
         assert M.mask_centroid(shape) == pytest.approx([center[0] + t[0], center[1] + t[1]], abs=0.002)
+
+
+BASE2 = {
+    "model": "faces64", "name": "b2", "output": {"label": "faces", "save_source": False},
+    "edits": [{"blend": {"reference": {"seed": 4}, "strength": [0, {"range": [0.2, 0.9]}, 1, 0],
+                         "region": {"choice": [{"shape": "rectangle", "box": [0.1, 0.1, 0.5, 0.5]},
+                                               {"shape": "polygon", "points": [[0, 0], [1, 0], [0.5, 1]],
+                                                "jitter": {"translate": [0.1, 0.05], "scale": 1.1}},
+                                               {"mask": "masks/x.png", "feather": 0.1}]}}},
+              {"blend": {"region": {"blob": {"size": 0.3, "center": [0.4, 0.6]}},
+                         "strength": {"choice": ["coarse", 0.5, [0, 1, 1, 0]]}}}],
+}
+
+
+def _paths(x, p=()):
+    yield p
+    if isinstance(x, dict):
+        for k in x:
+            yield from _paths(x[k], p + (k,))
+    elif isinstance(x, list):
+        for i, y in enumerate(x):
+            yield from _paths(y, p + (i,))
+
+
+@pytest.mark.parametrize("base", [BASE, BASE2], ids=["BASE", "BASE2"])
+def test_validator_and_json_schema_agree_on_mutations(base):
+    """Replace every node of a valid recipe by values of other types/ranges: the readable
+    validator and the published JSON Schema must accept and reject the same documents (except
+    the cross-field rules JSON Schema cannot say: low ≤ high, non-empty boxes)."""
+    v = jsonschema.Draft202012Validator(recipe_json_schema())
+    assert not list(v.iter_errors(base))
+    validate_schema(base)
+    n = 0
+    for p in list(_paths(base)):
+        for val in ["x", -1, 2.5, [0.1, 0.2], {}, True, {"choice": [1]}]:
+            d = with_(p, val, base) if p else val
+            try:
+                validate_schema(d)
+                mine = None
+            except RecipeError as e:
+                mine = str(e)
+            schema_ok = not list(v.iter_errors(d))
+            n += 1
+            if (mine is None) != schema_ok:
+                assert mine is not None and ("low > high" in mine or "is empty" in mine), (p, val, mine)
+    assert n > 250
+
+
+def test_high_resolution_rasterisation_is_capped_and_accurate():
+    assert M._supersample(64, None, 4) == 4 and M._supersample(256, None, 4) == 2 and M._supersample(1024, None, 4) == 1
+    for res in (64, 256, 1024):
+        ell = M.rasterize_region({"shape": "ellipse", "center": [0.5, 0.5], "size": [0.4, 0.3]}, res)
+        assert ell.shape == (res, res) and ell.sum() == pytest.approx(np.pi * 0.2 * 0.15 * res * res, rel=0.006)
+
+
+def test_fixed_regions_are_rasterised_once_per_recipe(tiny):
+    d = {"model": "tiny", "source": {"classes": "red"},
+         "edits": [{"label_swap": {"to": "blue", "region": {"shape": "ellipse", "center": [0.5, 0.5], "size": [0.5, 0.5]}}}]}
+    r = parse_recipe(d)
+    from toolkit.recipes import edit_masks
+    a, b = edit_masks(r, r.variant(0), 32)[0], edit_masks(r, r.variant(1), 32)[0]
+    assert a is b and not a.flags.writeable
+    assert np.array_equal(a, M.rasterize_region(r.variant(5).params["edits"][0]["label_swap"]["region"], 32))
+    fresh = parse_recipe(d)
+    x = render_variants(tiny, r, r.variants([2, 3]))
+    y = render_variants(tiny, fresh, fresh.variants([2, 3]))
+    assert all(np.array_equal(p.image, q.image) for p, q in zip(x, y))

@@ -69,8 +69,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-SUPERSAMPLE = 4                 # shapes are drawn at 4× and area-averaged down: anti-aliased edges
+SUPERSAMPLE = 4                 # shapes are drawn at up to 4× and area-averaged down: anti-aliased edges
 MASK_SUPERSAMPLE = 2            # mask files are already soft; 2× keeps bilinear jitter within 0.01 of 4×, 5× faster
+SUPERSAMPLED_SIDE = 512         # ...but never on a grid finer than this: at 512 px and above, 1× is smooth enough
+
+
+def _supersample(resolution: int, factor: int | None, base: int) -> int:
+    """The supersampling factor to use: `factor` if given, else `base` capped so that the fine
+    grid stays ≤ SUPERSAMPLED_SIDE (a 1024-px model would otherwise rasterise on 4096²)."""
+    if factor is not None:
+        return int(factor)
+    return max(1, min(base, SUPERSAMPLED_SIDE // resolution))
 MAX_MASK_PIXELS = 4096 * 4096   # mask files above this are refused (decompression-bomb guard)
 ELLIPSE_VERTICES = 96
 
@@ -119,28 +128,37 @@ def load_mask_file(path: str | Path, max_pixels: int = MAX_MASK_PIXELS) -> np.nd
     return arr.astype(np.float32) / 255.0
 
 
-@functools.lru_cache(maxsize=64)
-def _blur_matrix(n: int, sigma_px: float) -> np.ndarray:
-    """[n, n] Gaussian blur along one axis, borders edge-replicated (taps beyond the border fold
-    onto the edge pixel)."""
-    radius = max(1, int(math.ceil(3 * sigma_px)))
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    k = np.exp(-0.5 * (x / sigma_px) ** 2)
-    k /= k.sum()
-    m = np.zeros((n, n))
-    for i in range(n):
-        np.add.at(m[i], np.clip(np.arange(i - radius, i + radius + 1), 0, n - 1), k)
-    return m
+def _fast_len(n: int) -> int:
+    """Smallest 2^a·3^b·5^c ≥ n (FFT sizes with small prime factors are fast)."""
+    best = 1 << (n - 1).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35 * (1 << max(0, (-(-n // p35) - 1).bit_length()))
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
 
 
 def gaussian_feather(mask: np.ndarray, sigma_px: float) -> np.ndarray:
     """Blur `[H, W]` with a Gaussian of σ = sigma_px pixels (edge-replicating borders, so regions
-    touching the image border do not fade there). Separable: two small matrix products."""
+    touching the image border do not fade there). Separable; each axis is one FFT convolution,
+    so large models (1024², σ of tens of pixels) stay fast."""
     if sigma_px <= 0:
         return mask
-    h, w = mask.shape
-    out = _blur_matrix(h, float(sigma_px)) @ mask.astype(np.float64) @ _blur_matrix(w, float(sigma_px)).T
-    return np.clip(out, 0, 1).astype(np.float32)
+    radius = max(1, int(math.ceil(3 * sigma_px)))
+    t = np.arange(-radius, radius + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (t / sigma_px) ** 2)
+    k /= k.sum()
+    x = np.pad(mask.astype(np.float64), radius, mode="edge")
+    for axis in (0, 1):
+        n_in = x.shape[axis]
+        n = _fast_len(n_in + 2 * radius)           # ≥ the full convolution length: no wrap-around
+        full = np.fft.irfft(np.fft.rfft(x, n, axis=axis) * np.expand_dims(np.fft.rfft(k, n), 1 - axis), n, axis=axis)
+        x = np.take(full, np.arange(2 * radius, n_in), axis=axis)    # the 'valid' part
+    return np.clip(x, 0, 1).astype(np.float32)
 
 
 def _resize_axis(x: np.ndarray, n_out: int, axis: int) -> np.ndarray:
@@ -165,14 +183,14 @@ def resize_mask(arr: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     return _resize_axis(_resize_axis(x, h, 0), w, 1).astype(np.float32)
 
 
-def rasterize_polygon(points, resolution: int, supersample: int = SUPERSAMPLE) -> np.ndarray:
+def rasterize_polygon(points, resolution: int, supersample: int | None = None) -> np.ndarray:
     """Polygon in relative coordinates → `[R, R]` float32 coverage in [0, 1] (anti-aliased).
 
     Even-odd rule tested at the centres of a `supersample`× grid, then area-averaged: exact areas
     for axis-aligned boxes on the grid (PIL's polygon fill includes its right/bottom edge).
     Scanline form: each edge crossing row r at x toggles the pixels left of x, so a pixel is
     inside when an odd number of that row's crossings lie to its right."""
-    big = resolution * supersample
+    big = resolution * _supersample(resolution, supersample, SUPERSAMPLE)
     py = (np.arange(big, dtype=np.float64) + 0.5) / big
     pts = np.asarray(points, dtype=np.float64)
     (x0, y0), (x1, y1) = pts.T[:, :, None], np.roll(pts, -1, axis=0).T[:, :, None]   # [E, 1] each
@@ -226,12 +244,12 @@ def mask_centroid(mask: np.ndarray) -> tuple[float, float]:
 
 
 def transform_mask(mask: np.ndarray, resolution: int, translate=(0.0, 0.0), scale: float = 1.0,
-                   rotate: float = 0.0, supersample: int = MASK_SUPERSAMPLE) -> np.ndarray:
+                   rotate: float = 0.0, supersample: int | None = None) -> np.ndarray:
     """A mask image of any size → `[R, R]` at the model resolution, with the same jitter as
     `transform_points` applied about the mask's centroid (bilinear at `supersample`×, then area)."""
     if translate[0] == 0 and translate[1] == 0 and scale == 1 and rotate == 0:
         return np.clip(resize_mask(mask, resolution), 0, 1)
-    big = resolution * supersample
+    big = resolution * _supersample(resolution, supersample, MASK_SUPERSAMPLE)
     src = resize_mask(mask, big)
     cx, cy = (v * big for v in mask_centroid(src))
     tx, ty = translate[0] * big, translate[1] * big

@@ -528,10 +528,12 @@ class ModelInfo:
 
 
 def _class_index(info: ModelInfo, c) -> int:
+    from types import SimpleNamespace
+
     from .generators.base import Generator
-    fake = Generator.__new__(Generator)       # only uses the attributes below
-    fake.__dict__.update(n_classes=info.n_classes, class_names=list(info.class_names), model_id=info.name)
-    return Generator.class_index(fake, c)
+    # The generator's own lookup (names, synonyms, ids, suggestions) on the metadata alone.
+    meta = SimpleNamespace(n_classes=info.n_classes, class_names=list(info.class_names), name_for_errors=info.name)
+    return Generator.class_index(meta, c)
 
 
 @functools.lru_cache(maxsize=32)
@@ -578,6 +580,7 @@ class Recipe:
     base_dir: Path
     info: ModelInfo = field(repr=False, compare=False, default=None)
     _masks: dict = field(repr=False, compare=False, default_factory=dict)   # rel path -> (float array, file sha256)
+    _rasters: dict = field(repr=False, compare=False, default_factory=dict)  # (region JSON, res) -> mask
 
     def variant(self, i: int) -> Variant:
         """Variant i: a pure function of (this recipe, its seed, i)."""
@@ -851,7 +854,7 @@ def _class_entry(info: ModelInfo, c) -> dict:
     return {"class": info.class_names[cid], "class_id": cid}
 
 
-def _concrete_region(spec: dict, rng: np.random.Generator, recipe: Recipe) -> dict:
+def _concrete_region(spec: dict, rng: np.random.Generator) -> dict:
     """Draw a region's random parts (choice, blob, jitter) → concrete region (see toolkit.masks)."""
     if "choice" in spec:
         spec = spec["choice"][int(rng.integers(len(spec["choice"])))]
@@ -953,7 +956,7 @@ def _expand(recipe: Recipe, i: int, seed: int) -> dict:
             e = {**_class_entry(info, _draw(spec["to"], rng)),
                  "strength": float(_draw(spec["strength"], rng)),
                  "stages": stages,
-                 "region": _concrete_region(spec["region"], rng, recipe)}
+                 "region": _concrete_region(spec["region"], rng)}
             e = {"to": e.pop("class"), "to_id": e.pop("class_id"), **e}
             edits.append({"label_swap": e})
         else:
@@ -965,7 +968,7 @@ def _expand(recipe: Recipe, i: int, seed: int) -> dict:
                 r.update(_class_entry(info, source["class_id"] if c == "source" else c))
             e = {"reference": r,
                  "strength": _blend_strength(spec["strength"], spec.get("points"), rng, info.n_blend_points),
-                 "region": _concrete_region(spec["region"], rng, recipe)}
+                 "region": _concrete_region(spec["region"], rng)}
             edits.append({"blend": e})
     return {"source": source, "edits": edits}
 
@@ -990,12 +993,27 @@ class RenderedVariant:
     locality: float
 
 
+RASTER_CACHE_BYTES = 64 << 20
+
+
 def edit_masks(recipe: Recipe, variant: Variant, resolution: int) -> list[np.ndarray]:
-    """Each edit's region rasterised at `resolution` (before compositing), in edit order."""
+    """Each edit's region rasterised at `resolution` (before compositing), in edit order.
+
+    Regions without random parts are the same for every variant: they are rasterised once per
+    recipe (a small cache; it is emptied when it would exceed RASTER_CACHE_BYTES)."""
     out = []
+    cache = recipe._rasters
     for edit in variant.params["edits"]:
         (kind, e), = edit.items()
-        out.append(M.rasterize_region(e["region"], resolution, recipe.load_mask))
+        key = (json.dumps(e["region"], sort_keys=True), resolution)
+        m = cache.get(key)
+        if m is None:
+            m = M.rasterize_region(e["region"], resolution, recipe.load_mask)
+            m.setflags(write=False)       # shared between variants: nobody may edit it in place
+            if (len(cache) + 1) * m.nbytes > RASTER_CACHE_BYTES:
+                cache.clear()
+            cache[key] = m
+        out.append(m)
     return out
 
 
