@@ -169,11 +169,19 @@ def test_same_dataset_across_batch_sizes_and_shards(recipe_file, tmp_path):
 
 
 def test_stop_then_resume_is_byte_identical(recipe_file, tmp_path, monkeypatch):
+    import toolkit.recipes as recipes
     monkeypatch.chdir(tmp_path)
-    stop = threading.Event()
-    s1 = run_batch(recipe_file, "ds", count=8, batch_size=3, device="cpu", stop=stop, command="cmd",
-                   progress=lambda d, t: stop.set() if d >= 3 else None)
-    assert s1.stopped and not s1.complete and 3 <= s1.written < 8
+    stop, real = threading.Event(), recipes.render_variants
+
+    def render_then_stop(gen, recipe, variants):      # the user presses "stop" during the 2nd batch
+        if variants[0].index == 3:
+            stop.set()
+        return real(gen, recipe, variants)
+
+    monkeypatch.setattr(recipes, "render_variants", render_then_stop)
+    s1 = run_batch(recipe_file, "ds", count=8, batch_size=3, device="cpu", stop=stop, command="cmd")
+    monkeypatch.setattr(recipes, "render_variants", real)
+    assert s1.stopped and not s1.complete and s1.written == 6
     assert_consistent(tmp_path / "ds")
     s2 = run_batch(recipe_file, "ds", count=8, batch_size=3, device="cpu", command="cmd")
     assert s2.skipped == s1.written and s2.written == 8 - s1.written and s2.complete
