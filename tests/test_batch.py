@@ -204,7 +204,7 @@ def _rows(path: Path) -> int:
 
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume_is_byte_identical(recipe_file, tmp_path):
-    args = [str(recipe_file), "--out", "ds", "--count", "80", "--batch-size", "2", "--device", "cpu", "--quiet"]
+    args = [str(recipe_file), "--out", "ds", "--count", "120", "--batch-size", "2", "--device", "cpu", "--quiet"]
     killed, ref = tmp_path / "killed", tmp_path / "ref"
     killed.mkdir()
     ref.mkdir()
@@ -215,7 +215,7 @@ def test_sigkill_mid_run_then_resume_is_byte_identical(recipe_file, tmp_path):
     p.send_signal(signal.SIGKILL)
     p.wait()
     n = _rows(killed / "ds" / "metadata.csv")
-    assert p.returncode == -signal.SIGKILL and 10 <= n < 80, (p.returncode, n)
+    assert p.returncode == -signal.SIGKILL and 10 <= n < 120, (p.returncode, n)
     p = _cli(["batch", *args], cwd=killed)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
