@@ -44,6 +44,18 @@ output:
 """
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny tensors on a shared 2-core machine: one intra-op thread is much faster than two that
+    wait for each other. Subprocesses get OMP_NUM_THREADS=1 for the same reason (and so their
+    pixels match in-process references: the thread count can change CPU rounding)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def recipe_file(tmp_path) -> Path:
     p = tmp_path / "recipes" / "test-swap.yaml"
@@ -112,6 +124,30 @@ def test_round_trip(recipe_file, tmp_path):
     assert (s2.written, s2.skipped) == (0, 9) and tree(tmp_path / "out") == before
 
 
+def test_in_memory_recipe_as_the_app_passes_it(recipe_file, tmp_path):
+    import yaml
+    from toolkit.recipes import parse_recipe
+    recipe = parse_recipe(yaml.safe_load(RECIPE), source="app", base_dir=recipe_file.parent)
+    stop = threading.Event()
+    s = run_batch(recipe, tmp_path / "mem", count=3, batch_size=2, device="cpu", stop=stop)
+    assert s.written == 3 and "in memory" in (tmp_path / "mem" / "README.md").read_text()
+    run_batch(recipe_file, tmp_path / "file", count=3, batch_size=2, device="cpu")
+    assert tree(tmp_path / "mem", skip={"README.md", "dataset.json"}) == \
+        tree(tmp_path / "file", skip={"README.md", "dataset.json"})
+
+
+def test_model_given_as_a_weights_file_next_to_the_recipe(recipe_file, tmp_path):
+    from toolkit.checkpoints import save_generator
+    save_generator(load_generator("tiny", device="cpu"), recipe_file.parent / "my-tiny.safetensors")
+    local = recipe_file.parent / "local.yaml"
+    local.write_text(RECIPE.replace("model: tiny", "model: my-tiny.safetensors"))
+    s = run_batch(local, tmp_path / "out", count=2, device="cpu")
+    assert s.written == 2
+    df = read_manifest(tmp_path / "out")
+    assert df.model_id[0] == str((recipe_file.parent / "my-tiny.safetensors").resolve())
+    assert "unknown: check the weights" in (tmp_path / "out" / "README.md").read_text()
+
+
 def test_loads_with_hf_datasets_if_installed(recipe_file, tmp_path):
     datasets = pytest.importorskip("datasets")
     run_batch(recipe_file, tmp_path / "out", count=4, batch_size=4, device="cpu")
@@ -122,26 +158,34 @@ def test_loads_with_hf_datasets_if_installed(recipe_file, tmp_path):
 
 
 def test_same_dataset_across_batch_sizes_and_shards(recipe_file, tmp_path):
-    run_batch(recipe_file, tmp_path / "b4", count=10, batch_size=4, device="cpu")
-    run_batch(recipe_file, tmp_path / "b3", count=10, batch_size=3, device="cpu", workers=1)
+    run_batch(recipe_file, tmp_path / "b4", count=7, batch_size=4, device="cpu")
+    run_batch(recipe_file, tmp_path / "b3", count=7, batch_size=3, device="cpu", workers=1)
     for k in (2, 0, 1):   # any order; the last one to finish merges
-        s = run_batch(recipe_file, tmp_path / "sh", count=10, batch_size=2, device="cpu", shard=(k, 3))
-        assert s.written == len(range(k, 10, 3))
+        s = run_batch(recipe_file, tmp_path / "sh", count=7, batch_size=2, device="cpu", shard=(k, 3))
+        assert s.written == len(range(k, 7, 3))
     assert s.complete and not (tmp_path / "sh" / "parts").exists()
     for other in ("b3", "sh"):
         compare_datasets(tmp_path / "b4", tmp_path / other)
 
 
 def test_stop_then_resume_is_byte_identical(recipe_file, tmp_path, monkeypatch):
+    import toolkit.recipes as recipes
     monkeypatch.chdir(tmp_path)
-    stop = threading.Event()
-    s1 = run_batch(recipe_file, "ds", count=10, batch_size=3, device="cpu", stop=stop, command="cmd",
-                   progress=lambda d, t: stop.set() if d >= 3 else None)
-    assert s1.stopped and not s1.complete and 3 <= s1.written < 10
+    stop, real = threading.Event(), recipes.render_variants
+
+    def render_then_stop(gen, recipe, variants):      # the user presses "stop" during the 2nd batch
+        if variants[0].index == 3:
+            stop.set()
+        return real(gen, recipe, variants)
+
+    monkeypatch.setattr(recipes, "render_variants", render_then_stop)
+    s1 = run_batch(recipe_file, "ds", count=8, batch_size=3, device="cpu", stop=stop, command="cmd")
+    monkeypatch.setattr(recipes, "render_variants", real)
+    assert s1.stopped and not s1.complete and s1.written == 6
     assert_consistent(tmp_path / "ds")
-    s2 = run_batch(recipe_file, "ds", count=10, batch_size=3, device="cpu", command="cmd")
-    assert s2.skipped == s1.written and s2.written == 10 - s1.written and s2.complete
-    run_batch(recipe_file, tmp_path / "ref", count=10, batch_size=3, device="cpu", command="cmd")
+    s2 = run_batch(recipe_file, "ds", count=8, batch_size=3, device="cpu", command="cmd")
+    assert s2.skipped == s1.written and s2.written == 8 - s1.written and s2.complete
+    run_batch(recipe_file, tmp_path / "ref", count=8, batch_size=3, device="cpu", command="cmd")
     assert tree(tmp_path / "ds") == tree(tmp_path / "ref")
 
 
@@ -160,7 +204,7 @@ def _rows(path: Path) -> int:
 
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume_is_byte_identical(recipe_file, tmp_path):
-    args = [str(recipe_file), "--out", "ds", "--count", "80", "--batch-size", "2", "--device", "cpu", "--quiet"]
+    args = [str(recipe_file), "--out", "ds", "--count", "120", "--batch-size", "2", "--device", "cpu", "--quiet"]
     killed, ref = tmp_path / "killed", tmp_path / "ref"
     killed.mkdir()
     ref.mkdir()
@@ -171,7 +215,7 @@ def test_sigkill_mid_run_then_resume_is_byte_identical(recipe_file, tmp_path):
     p.send_signal(signal.SIGKILL)
     p.wait()
     n = _rows(killed / "ds" / "metadata.csv")
-    assert p.returncode == -signal.SIGKILL and 10 <= n < 80, (p.returncode, n)
+    assert p.returncode == -signal.SIGKILL and 10 <= n < 120, (p.returncode, n)
     p = _cli(["batch", *args], cwd=killed)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
@@ -203,6 +247,25 @@ def test_torchrun_two_cpu_processes_equal_one_process(recipe_file, tmp_path):
     assert "rank 0 of 2" in card and "rank 1 of 2" in card
 
 
+def test_sigterm_stops_after_the_batch_in_flight(recipe_file, tmp_path, monkeypatch, capsys):
+    import toolkit.recipes as recipes
+    real, calls = recipes.render_variants, []
+
+    def render_then_term(gen, recipe, variants):
+        calls.append(len(variants))
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)     # what a scheduler (or torchrun) sends
+        return real(gen, recipe, variants)
+
+    monkeypatch.setattr(recipes, "render_variants", render_then_term)
+    args = ["batch", str(recipe_file), "--out", str(tmp_path / "out"), "--count", "8", "--batch-size", "2", "--quiet"]
+    assert main(args) == 143
+    assert "stopped early" in capsys.readouterr().out
+    assert len(assert_consistent(tmp_path / "out")) == 4      # both batches rendered before the stop are kept
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert main(args) == 0 and "skipped 4" in capsys.readouterr().out
+
+
 def test_second_runner_is_refused(recipe_file, tmp_path, capsys):
     with DatasetWriter(tmp_path / "out"):
         with pytest.raises(DatasetLockedError, match="another batch runner"):
@@ -225,7 +288,7 @@ def test_bad_arguments_are_one_line_errors(recipe_file, tmp_path, capsys, args, 
     rc = main(["batch", str(recipe_file), "--out", str(tmp_path / "out"), "--quiet", *args])
     err = capsys.readouterr().err
     assert rc == 1 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "out" / "images").exists()
+    assert not (tmp_path / "out").exists()
 
 
 def test_out_dir_that_is_a_file_and_missing_recipe(recipe_file, tmp_path, capsys):
@@ -243,20 +306,20 @@ def test_disk_failure_mid_run_then_rerun_completes(recipe_file, tmp_path, monkey
 
     def failing(path, data):
         calls["n"] += 1
-        if calls["n"] >= 17:   # the disk fills up during the 5th variant and stays full
+        if calls["n"] >= 13:   # the disk fills up at the 4th variant (4 files each) and stays full
             real(path, data[:10])
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real(path, data)
 
     monkeypatch.setattr(ds, "_write_file", failing)
     with pytest.raises(DatasetError, match="No space left on device.*rerun the same command"):
-        run_batch(recipe_file, tmp_path / "out", count=10, batch_size=3, device="cpu", workers=2, command="c")
+        run_batch(recipe_file, tmp_path / "out", count=7, batch_size=3, device="cpu", workers=2, command="c")
     df = assert_consistent(tmp_path / "out")
-    assert 0 < len(df) < 10
+    assert 0 < len(df) < 7
     monkeypatch.setattr(ds, "_write_file", real)
-    s = run_batch(recipe_file, tmp_path / "out", count=10, batch_size=3, device="cpu", command="c")
+    s = run_batch(recipe_file, tmp_path / "out", count=7, batch_size=3, device="cpu", command="c")
     assert s.complete and s.skipped == len(df)
-    run_batch(recipe_file, tmp_path / "ref", count=10, batch_size=3, device="cpu", command="c")
+    run_batch(recipe_file, tmp_path / "ref", count=7, batch_size=3, device="cpu", command="c")
     assert tree(tmp_path / "out") == tree(tmp_path / "ref")
 
 
@@ -275,6 +338,29 @@ def test_a_variant_the_engine_rejects_fails_alone(recipe_file, tmp_path, monkeyp
     assert 3 not in set(read_manifest(tmp_path / "out")["variant_index"])
     monkeypatch.setattr(recipes, "render_variants", real)
     assert run_batch(recipe_file, tmp_path / "out", count=6, device="cpu").written == 1
+
+
+def test_every_variant_failing_still_leaves_a_readable_dataset(recipe_file, tmp_path, monkeypatch, capsys):
+    import toolkit.recipes as recipes
+
+    def broken(gen, recipe, variants):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(recipes, "render_variants", broken)
+    rc = main(["batch", str(recipe_file), "--out", str(tmp_path / "out"), "--count", "3", "--quiet"])
+    captured = capsys.readouterr()
+    assert rc == 1 and "failed 3" in captured.out and "CUDA out of memory" in captured.err
+    assert len(read_manifest(tmp_path / "out")) == 0 and (tmp_path / "out" / "README.md").exists()
+
+
+def test_torchrun_process_picks_its_gpu(monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    env = {"RANK": "5", "WORLD_SIZE": "8", "LOCAL_RANK": "1"}
+    assert device_for("auto", env) == "cuda:1" and device_for("cuda", env) == "cuda:1"
+    assert device_for("cuda:3", env) == "cuda:3" and device_for("cpu", env) == "cpu"
+    assert device_for("auto", {}) == "auto"          # not under torchrun: resolve_device decides
 
 
 def test_shard_and_device_helpers():

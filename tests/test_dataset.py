@@ -88,7 +88,7 @@ def test_layout_loads_with_pandas_and_pil(tmp_path):
         assert img.mode == "RGB" and np.array_equal(np.asarray(img), v.image)
         lm = Image.open(tmp_path / r.label_map_file)
         assert lm.mode == "P" and np.array_equal(np.asarray(lm), v.label_map)   # palette index = class id
-        assert tuple(lm.getpalette()[3:6]) == ds.class_palette(5)[1]
+        assert tuple(lm.getpalette()[3:6]) == ds.class_palette(CLASSES)[1] == (0, 128, 0)   # 'green'
         assert np.array_equal(np.asarray(Image.open(tmp_path / r.mask_file)), v.mask)
         assert np.array_equal(np.asarray(Image.open(tmp_path / r.source_file).convert("RGB")), v.source_image)
         assert r.label == v.label and r.label_id == v.label_id and r.variant_seed == v.seed
@@ -125,7 +125,7 @@ def test_png_bytes_are_deterministic_and_16bit_label_maps_for_many_classes():
     v = fake_variant(3)
     assert ds.encode_png(v.image) == ds.encode_png(v.image.copy())
     many = np.arange(300 * 4, dtype=np.int64).reshape(30, 40) % 1000
-    im = Image.open(__import__("io").BytesIO(ds.encode_png(many, ds.class_palette(1000))))
+    im = Image.open(__import__("io").BytesIO(ds.encode_png(many, ds.class_palette([f"c{i}" for i in range(1000)]))))
     assert im.mode.startswith("I") and np.array_equal(np.asarray(im).astype(np.int64), many)
 
 
@@ -182,9 +182,28 @@ def test_out_dir_problems(tmp_path):
     (foreign / "notes.txt").write_text("mine")
     with pytest.raises(DatasetError, match="not a dataset made by this toolkit .*notes.txt"):
         DatasetWriter(foreign).__enter__()
-    assert sorted(p.name for p in foreign.iterdir()) == [".lock", "notes.txt"]
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]      # untouched
     with pytest.raises(DatasetError, match="no manifest"):
         read_manifest(tmp_path / "nothing")
+
+
+def test_failure_before_writing_leaves_no_directory(tmp_path):
+    with pytest.raises(RuntimeError):
+        with DatasetWriter(tmp_path / "new"):
+            raise RuntimeError("model failed to load")
+    assert not (tmp_path / "new").exists()
+
+
+def test_read_only_copy_can_be_read(tmp_path, monkeypatch):
+    write_run(tmp_path / "ds", range(2))
+
+    def read_only(path, mode, what):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(ds, "_lock_fd", read_only)   # what a read-only mount does to the lock file
+    assert len(read_manifest(tmp_path / "ds")) == 2
+    with pytest.raises(OSError, match="Read-only"):
+        update_review(tmp_path / "ds", {"images/000000.png": "accepted"})
 
 
 def test_other_recipe_or_model_refuses_to_resume(tmp_path):
@@ -246,15 +265,16 @@ def test_failed_write_leaves_nothing_half_written(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real(path, data)
 
-    monkeypatch.setattr(ds, "_write_file", flaky)
     with DatasetWriter(tmp_path) as w:
         w.begin(run_info())
+        monkeypatch.setattr(ds, "_write_file", flaky)
         rows = [w.write_variant(fake_variant(0))]
         with pytest.raises(OSError, match="No space"):
             w.write_variant(fake_variant(1))
         w.commit(rows)
     assert not [p for p in tmp_path.rglob("*.tmp")]
     assert not list(tmp_path.rglob("000001.png"))           # the variant's earlier files were removed
+    assert (tmp_path / "label_maps" / "000000.png").exists() and calls["n"] == 7
     assert read_manifest(tmp_path)["variant_index"].tolist() == [0]
 
 
@@ -362,3 +382,46 @@ def test_manifest_lock_is_exclusive_across_threads(tmp_path):
         order.append("main")
     t.join(5)
     assert order == ["main", "t"]
+
+
+def test_failed_shard_start_keeps_a_running_siblings_lock(tmp_path):
+    d = tmp_path / "new"
+    with DatasetWriter(d, (1, 2)):         # still starting up: the directory holds only lock files
+        w = DatasetWriter(d, (0, 2)).__enter__()
+        w._created = True          # as if both had found the directory missing at start
+        w.__exit__(None, None, None)   # failed before begin()
+        assert (d / ".lock").exists()
+        with pytest.raises(DatasetLockedError):
+            DatasetWriter(d).__enter__()
+
+
+def test_many_class_models_get_16bit_label_maps_and_say_so(tmp_path):
+    names = [f"class {i}" for i in range(300)]
+    info = run_info()
+    info.class_names = names
+    v = fake_variant(0)
+    v.label_map = (np.arange(16 * 16).reshape(16, 16) % 300).astype(np.uint16)
+    with DatasetWriter(tmp_path) as w:
+        w.begin(info)
+        w.commit([w.write_variant(v)])
+        w.finish(True)
+    lm = Image.open(tmp_path / "label_maps" / "000000.png")
+    assert lm.mode.startswith("I") and np.array_equal(np.asarray(lm), v.label_map)
+    assert "16-bit grey" in (tmp_path / "README.md").read_text()
+    assert len(pd.read_csv(tmp_path / "label_maps" / "palette.csv")) == 300
+
+
+def test_append_after_a_half_written_append_repairs_first(tmp_path):
+    with DatasetWriter(tmp_path) as w:
+        w.begin(run_info())
+        w.commit([w.write_variant(fake_variant(0))])
+        row1 = w.write_variant(fake_variant(1))
+        line = ds._rows_to_csv([row1], header=False)
+        with open(tmp_path / "metadata.csv", "a") as f:     # a full disk stopped this append mid-line
+            f.write(line[: len(line) // 2])
+        w.commit([w.write_variant(fake_variant(2))])
+    assert read_manifest(tmp_path)["variant_index"].tolist() == [0, 2]
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"h\n" + b"x" * 200_000)        # torn tail longer than one read block
+    ds._repair_torn_tail(big)
+    assert big.read_bytes() == b"h\n"

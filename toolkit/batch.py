@@ -27,6 +27,7 @@ from typing import Callable
 
 from . import __version__, zoo
 from .dataset import DatasetError, DatasetWriter, RunInfo
+from .devices import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -107,15 +108,6 @@ def _load_recipe(recipe):
     return recipe
 
 
-def _model_ref(recipe) -> str:
-    """A zoo name as is; a path relative to the recipe's folder."""
-    m = str(recipe.model)
-    if m in zoo.ZOO:
-        return m
-    p = Path(m).expanduser()
-    return str(p if p.is_absolute() else Path(recipe.base_dir) / p)
-
-
 def _save_source(recipe) -> bool:
     return bool((recipe.data.get("output") or {}).get("save_source", False))
 
@@ -148,6 +140,7 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
     if shard == (0, 1):
         shard = None
     device = device_for(device)
+    resolve_device(device)      # a bad --device fails here, before the output directory is touched
     if command is None:
         command = (f"toolkit.batch.run_batch({str(recipe.path or recipe.name)!r}, {str(out_dir)!r}, count={count}"
                    + (f", shard={shard}" if shard else "") + ")")
@@ -155,7 +148,7 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
         command += f"  # rank {shard[0]} of {shard[1]} (RANK/WORLD_SIZE)"
 
     with DatasetWriter(out_dir, shard) as ds:
-        gen = load_generator(_model_ref(recipe), device=device)
+        gen = load_generator(recipe.model, device=device)   # zoo name or resolved path (recipes)
         entry = zoo.ZOO.get(str(recipe.model))
         info = RunInfo(
             recipe_name=recipe.name, recipe_sha256=recipe.sha256, recipe_text=recipe.text,

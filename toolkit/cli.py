@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import shlex
+import signal
 import sys
 
 
@@ -30,14 +31,23 @@ def _cmd_batch(args) -> int:
                              desc=f"shard {where[0]}/{where[1]}" if where else "batch"))
         bars[0].update(done - bars[0].n)
 
+    # SIGTERM (a cluster pre-empting the job; torchrun forwards it) stops after the batch in flight,
+    # with its rows committed; the same command resumes.
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) \
+        if threading.current_thread() is threading.main_thread() else None
     try:
         s = run_batch(args.recipe, args.out, count=args.count, device=args.device, batch_size=args.batch_size,
-                      shard=shard, progress=progress, stop=threading.Event(), workers=args.workers,
-                      command=command)
+                      shard=shard, progress=progress, stop=stop, workers=args.workers, command=command)
     finally:
         for bar in bars:
             bar.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     print(s.line())
+    if s.stopped:
+        print("stopped by SIGTERM: finished variants are saved; rerun the same command to resume", file=sys.stderr)
+        return 143
     for i, msg in s.failures[:5]:
         print(f"  variant {i} failed: {msg}", file=sys.stderr)
     if s.failed:
@@ -150,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ValueError, KeyError, OSError) as e:
-        # one line, no traceback: our errors say what, where and how to fix
-        print(f"error: {e}", file=sys.stderr)
+        # no traceback: our errors say what, where and how to fix (KeyError's str() adds quotes)
+        print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted: finished variants are saved; rerun the same command to resume", file=sys.stderr)

@@ -216,18 +216,24 @@ def variant_stem(index: int) -> str:
     return f"{index:06d}"
 
 
-def class_palette(n: int) -> list[tuple[int, int, int]]:
-    """Distinct, deterministic colours for class ids 0..n-1 (golden-ratio hue steps).
+def class_palette(class_names: Sequence[str]) -> list[tuple[int, int, int]]:
+    """Deterministic colours for class ids 0..n-1: a class named like a colour ("red", "navy")
+    gets that colour, the others golden-ratio hue steps.
 
-    One palette per model (it depends only on the class count), so label maps of every dataset
+    One palette per model (it depends only on the class names), so label maps of every dataset
     made with the same model use the same colours.
     """
+    from PIL import ImageColor
     out = []
-    for i in range(n):
-        h = (i * 0.6180339887498949) % 1.0
-        s = 0.55 + 0.45 * ((i // 3) % 2)
-        v = 0.95 - 0.3 * ((i // 6) % 2)
-        out.append(tuple(int(round(c * 255)) for c in colorsys.hsv_to_rgb(h, s, v)))
+    for i, name in enumerate(class_names):
+        try:
+            rgb = ImageColor.getrgb(str(name).strip().lower().replace(" ", ""))[:3]
+        except ValueError:
+            h = (i * 0.6180339887498949) % 1.0
+            s = 0.55 + 0.45 * ((i // 3) % 2)
+            v = 0.95 - 0.3 * ((i // 6) % 2)
+            rgb = tuple(int(round(c * 255)) for c in colorsys.hsv_to_rgb(h, s, v))
+        out.append(tuple(int(c) for c in rgb))
     return out
 
 
@@ -288,7 +294,7 @@ class RunInfo:
     save_source: bool
     toolkit_version: str
     commands: list[str] = field(default_factory=list)
-    shards: dict = field(default_factory=dict)      # {"n": N, "count": C, "complete": [k, ...]}
+    shards: dict = field(default_factory=dict)      # {"n": N} while a sharded run has unmerged parts
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -377,23 +383,38 @@ def _read_rows(path: Path) -> list[dict]:
 
 
 def _repair_torn_tail(path: Path) -> None:
-    """Cut a partial last line left by a crash mid-append (its variant is simply re-rendered).
+    """Cut a partial last line left by a crash (or a full disk) mid-append; that variant is simply
+    rendered again. Reads only the file's tail, so it is cheap enough to run before every append.
 
     Call under manifest_lock. Only a missing final newline counts as torn; anything else that is
     malformed is reported by `_read_rows` instead of silently dropped.
     """
-    if not path.exists():
+    try:
+        f = open(path, "r+b")
+    except FileNotFoundError:
         return
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        keep = data.rfind(b"\n") + 1
+    with f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        pos, keep = size, 0
+        while pos > 0 and not keep:
+            start = max(0, pos - 65536)
+            f.seek(start)
+            block = f.read(pos - start)
+            nl = block.rfind(b"\n")
+            if nl >= 0:
+                keep = start + nl + 1
+            pos = start
         if keep == 0:
             raise DatasetError(f"{path}: the header line is incomplete; delete the file and rerun.")
-        log.warning("%s: cutting a partial last line left by an interrupted run (%d bytes)", path, len(data) - keep)
-        with open(path, "r+b") as f:
-            f.truncate(keep)
-            f.flush()
-            os.fsync(f.fileno())
+        log.warning("%s: cutting a partial last line left by an interrupted write (%d bytes)", path, size - keep)
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _write_manifest(path: Path, rows: list[dict]) -> None:
@@ -405,6 +426,7 @@ def _append_rows(path: Path, rows: list[dict]) -> None:
     """Append under manifest_lock; reopens the file (a review update may have replaced it)."""
     if not rows:
         return
+    _repair_torn_tail(path)     # an earlier append that failed half-way must not glue onto this one
     new = not path.exists()
     with open(path, "a", encoding="utf-8", newline="") as f:
         f.write(_rows_to_csv(rows, header=new))
@@ -426,12 +448,24 @@ def read_manifest(out_dir: str | os.PathLike):
         hint = " (a sharded run is still in progress or was not merged: run `python -m toolkit merge " \
                f"{d}`)" if (d / PARTS).is_dir() else ""
         raise DatasetError(f"{path}: no manifest here{hint}. Is {d} the --out directory of a batch run?")
-    with manifest_lock(d):
+    try:
+        lock = manifest_lock(d)
+        lock.__enter__()
+    except PermissionError:
+        lock = None     # a read-only copy (nobody can be writing it): read without the lock
+    except OSError as e:
+        if e.errno != errno.EROFS:
+            raise
+        lock = None
+    try:
         _read_rows(path)  # validates, with line numbers
         str_cols = [c for c in COLUMNS if c not in ("label_id", "variant_index", "variant_seed", "locality")]
         df = pd.read_csv(path, dtype={c: str for c in str_cols} | {"label_id": "int64", "variant_index": "int64",
                                                                    "variant_seed": "int64"},
                          keep_default_na=False, na_values={"locality": [""]})
+    finally:
+        if lock is not None:
+            lock.__exit__(None, None, None)
     df["locality"] = pd.to_numeric(df["locality"], errors="coerce")
     return df
 
@@ -523,6 +557,9 @@ class DatasetWriter:
 
     def __enter__(self) -> "DatasetWriter":
         _check_out_dir(self.dir)
+        self._created = not self.dir.exists()
+        if not self._created:
+            _check_is_dataset_or_empty(self.dir)    # before creating a lock file in someone's folder
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -538,6 +575,22 @@ class DatasetWriter:
 
     def __exit__(self, *exc) -> None:
         self._stack.close()
+        if self._created and self.info is None:
+            # Failed before anything was written (e.g. the model did not load): leave no trace,
+            # unless another runner (a sibling shard) is using the directory meanwhile.
+            try:
+                fd = _lock_fd(self.dir / LOCK, fcntl.LOCK_EX | fcntl.LOCK_NB, "in use")
+            except (DatasetLockedError, OSError):
+                return
+            try:
+                if all(p.name.startswith(LOCK) for p in self.dir.iterdir()):
+                    for p in self.dir.iterdir():
+                        p.unlink()
+                    self.dir.rmdir()
+            except OSError:
+                pass
+            finally:
+                _unlock_fd(fd)
 
     def begin(self, info: RunInfo) -> None:
         """Check the directory belongs to this run (same recipe and model), record the command,
@@ -554,10 +607,7 @@ class DatasetWriter:
                 info.commands = old.commands + [c for c in info.commands if c not in old.commands]
                 info.shards = old.shards if self.shard else {}
             if self.shard:
-                n = self.shard[1]
-                if not info.shards or info.shards.get("count") != info.count:
-                    info.shards = {"n": n, "count": info.count, "complete": []}
-                info.shards["complete"] = sorted(k for k in info.shards["complete"] if k != self.shard[0])
+                info.shards = {"n": self.shard[1]}
             atomic_write_text(d / INFO, info.to_json())
             for sub in (IMAGES, MASKS) + ((LABEL_MAPS,) if info.class_names else ()) + \
                     ((SOURCES,) if info.save_source else ()):
@@ -571,7 +621,9 @@ class DatasetWriter:
                 (d / PARTS).mkdir(exist_ok=True)
             path = self.manifest_path
             _repair_torn_tail(path)
-            rows = _read_rows(path) if path.exists() else []
+            if not path.exists():     # header only: an empty dataset still reads as one
+                atomic_write_text(path, _rows_to_csv([], header=True))
+            rows = _read_rows(path)
             if self.shard is not None and (d / MANIFEST).exists():
                 rows += [r for r in _read_rows(d / MANIFEST) if int(r["variant_index"]) % self.shard[1] == self.shard[0]]
             fsync_dir(d)
@@ -602,7 +654,7 @@ class DatasetWriter:
                 if rv.label_map is None:
                     raise ValueError(f"variant {rv.index}: the model is conditional but no label map was rendered")
                 payload.append((files["label_map_file"],
-                                encode_png(rv.label_map, class_palette(len(info.class_names)))))
+                                encode_png(rv.label_map, class_palette(info.class_names))))
             if files["source_file"]:
                 if rv.source_image is None:
                     raise ValueError(f"variant {rv.index}: save_source is set but no source image was rendered")
@@ -628,12 +680,6 @@ class DatasetWriter:
             "review": "pending", "toolkit_version": info.toolkit_version,
         }
 
-    def remove_variant_files(self, index: int) -> None:
-        for rel in self.files_for(index).values():
-            if rel:
-                with contextlib.suppress(FileNotFoundError):
-                    (self.dir / rel).unlink()
-
     # -- runner thread --
     def commit(self, rows: list[dict]) -> None:
         """Make the rows' files durable (directory fsync), then append the rows."""
@@ -647,31 +693,35 @@ class DatasetWriter:
         self.done.update(int(r["variant_index"]) for r in rows)
 
     def finish(self, complete: bool) -> bool:
-        """Sort the manifest by variant index and write the card. For a shard: mark it complete and,
-        when every shard of the split is, merge the parts into DIR/metadata.csv. Returns whether
-        DIR/metadata.csv now holds the whole run."""
+        """Sort the manifest by variant index and write the card. For a shard: when the manifest and
+        the parts together hold every variant of the run (the other shards are done too), merge the
+        parts into DIR/metadata.csv — so whichever shard finishes last merges, with no process group.
+        Returns whether DIR/metadata.csv now holds the whole run."""
         d = self.dir
         with manifest_lock(d):
             path = self.manifest_path
-            _write_manifest(path, _read_rows(path))
+            if path.exists():     # a shard's part is gone if another shard already merged it
+                _write_manifest(path, _read_rows(path))
             if self.shard is None:
-                _write_card(d, self.info, _read_rows(path))
+                _write_card(d, self.info, _read_rows(path) if path.exists() else [])
                 return complete
-            info = RunInfo.load(d / INFO)
-            if complete and self.shard[0] not in info.shards.get("complete", []):
-                info.shards["complete"] = sorted(info.shards.get("complete", []) + [self.shard[0]])
-                atomic_write_text(d / INFO, info.to_json())
-            if len(info.shards.get("complete", [])) == self.shard[1]:
+            count = RunInfo.load(d / INFO).count
+            have: set[int] = set()
+            for p in [d / MANIFEST, *sorted((d / PARTS).glob("shard-*.csv"))]:
+                if p.exists():
+                    have.update(int(r["variant_index"]) for r in _read_rows(p))
+            if not have.issuperset(range(count)):
+                return False
+            if (d / PARTS).is_dir():
                 _merge_parts_locked(d)
-                return True
-            return False
+            return True
 
 
 def _palette_csv(class_names: Sequence[str]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["id", "name", "color"])
-    for i, (name, (r, g, b)) in enumerate(zip(class_names, class_palette(len(class_names)))):
+    for i, (name, (r, g, b)) in enumerate(zip(class_names, class_palette(class_names))):
         w.writerow([i, name, f"#{r:02x}{g:02x}{b:02x}"])
     return buf.getvalue()
 
@@ -879,7 +929,6 @@ def render_card(info: RunInfo, rows: list[dict]) -> str:
     for r in rows:
         key = (int(r["label_id"]), r["label"])
         counts[key] = counts.get(key, 0) + 1
-    reviewed = {s: sum(1 for r in rows if r["review"] == s) for s in REVIEW_STATES}
     fence = "````" if "```" in info.recipe_text else "```"
     lines = [
         "---",
@@ -906,7 +955,6 @@ def render_card(info: RunInfo, rows: list[dict]) -> str:
         f"| recipe | `{_md_cell(info.recipe_name)}` ({_md_cell(info.recipe_path or 'in memory')}) |",
         f"| recipe sha256 | `{info.recipe_sha256}` |",
         f"| variants | {len(rows)} written of {info.count} requested (indices 0..{info.count - 1}) |",
-        f"| review | {reviewed['pending']} pending, {reviewed['accepted']} accepted, {reviewed['rejected']} rejected |",
         f"| toolkit | {info.toolkit_version} |",
         "",
         "## Made with",
@@ -926,9 +974,12 @@ def render_card(info: RunInfo, rows: list[dict]) -> str:
         f"- `{IMAGES}/NNNNNN.png`: edited images (RGB), NNNNNN = variant index.",
         f"- `{MASKS}/NNNNNN.png`: union of the edit regions (8-bit grey, 255 = edited).",
     ]
-    if info.class_names:
+    if info.class_names and len(info.class_names) <= 256:
         lines.append(f"- `{LABEL_MAPS}/NNNNNN.png`: per-pixel class ids as an indexed-palette PNG (palette index = "
                      f"class id; `{PALETTE}` lists id, name and colour; the palette depends only on the model).")
+    elif info.class_names:
+        lines.append(f"- `{LABEL_MAPS}/NNNNNN.png`: per-pixel class ids as 16-bit grey PNGs (value = class id; "
+                     f"more than 256 classes do not fit a palette); `{PALETTE}` lists id, name and a display colour.")
     if info.save_source:
         lines.append(f"- `{SOURCES}/NNNNNN.png`: the unedited source image (before/after pairs).")
     lines += [
@@ -943,7 +994,7 @@ def render_card(info: RunInfo, rows: list[dict]) -> str:
         "",
     ]
     if info.class_names:
-        pal = class_palette(len(info.class_names))
+        pal = class_palette(info.class_names)
         shown = sorted({i for i, _ in counts} | set(range(min(len(info.class_names), 16))))
         lines += ["## Label map palette", "", "| id | class | colour |", "|---:|---|---|"]
         lines += [f"| {i} | {_md_cell(info.class_names[i])} | `#{pal[i][0]:02x}{pal[i][1]:02x}{pal[i][2]:02x}` |"
