@@ -46,19 +46,6 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-def best_time(fn: Callable[[], object], dev: torch.device, repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    _sync(dev)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        _sync(dev)
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
 def latencies(fn: Callable[[], object], dev: torch.device, n: int) -> tuple[float, float]:
     fn()
     _sync(dev)
@@ -271,7 +258,7 @@ def default_cases() -> list[Case]:
     if "terrain64" in zoo.ZOO:
         cases.insert(1, Case("terrain64", lambda d: toolkit.load_generator("terrain64", d)))
     try:
-        import pytorch_pretrained_biggan  # noqa: F401
+        import pytorch_pretrained_biggan  # noqa: F401  (reference implementation present?)
         cases += [_biggan_case(128), _biggan_case(256)]
     except ImportError:
         pass

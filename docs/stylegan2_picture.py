@@ -7,9 +7,7 @@ divided by the same factor (twice the sources' standard deviation) before the us
 """
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
@@ -20,14 +18,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from toolkit import Blend, StyleMix, render, sample_latents  # noqa: E402
 from toolkit.demo import region  # noqa: E402
 from toolkit.generators.stylegan2 import StyleGAN2Config, StyleGAN2Generator, randomize  # noqa: E402
-from toolkit.images import grid, to_pil  # noqa: E402
+from toolkit.images import grid, save_png, to_pil  # noqa: E402
 
 
 def main(out: str = "docs/stylegan2_blend_stylemix.png") -> Path:
     torch.manual_seed(0)
     gen = randomize(StyleGAN2Generator(StyleGAN2Config(size=128, style_dim=64, n_mlp=4,
                                                        channels=[64, 64, 64, 48, 32, 16])), seed=3).eval()
-    res, p = gen.resolution, gen.n_blend_points             # 6 blend points: 4, 8, …, 128
+    res = gen.resolution                                   # 6 blend points: 4, 8, …, 128
     src, other = sample_latents(gen, [101]), sample_latents(gen, [202])
     mask = region(res, 0.3, 0.7, 0.15, 0.85)                 # a central band
     # Columns pair a blend at some blend points with a regional style mix on comparable layers.
@@ -49,13 +47,7 @@ def main(out: str = "docs/stylegan2_blend_stylemix.png") -> Path:
     sheet = grid(rows, row_labels=["feature blend", "style mix"],
                   col_labels=["source", "other/ref", "mask", "pts 4-16 | L0-4", "pts 16-32 | L5-8",
                               "pts 64-128 | L9-11", "L0-4 whole"], scale=1)
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    sheet.save(tmp)
-    os.replace(tmp, path)
-    return path
+    return save_png(sheet, out)
 
 
 if __name__ == "__main__":

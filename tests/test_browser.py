@@ -148,7 +148,6 @@ def make_docs_screenshots(out: Path = ROOT / "docs") -> None:
     ws.mkdir()
     rd.mkdir()
     sys.path.insert(0, str(ROOT))
-    from toolkit.batch import run_batch
     text = (ROOT / "recipes" / "faces64-parts.yaml").read_text()
     (rd / "faces64-parts.yaml").write_text(text)
     shutil.copytree(ROOT / "recipes" / "masks", rd / "masks")

@@ -6,14 +6,12 @@ class-conditional model: label swaps of a central region at early, middle and la
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from . import Blend, LabelSwap, load_generator, render, sample_classes, sample_latents
-from .images import grid, to_pil
+from .images import grid, save_png, to_pil
 
 
 def region(res: int, top: float, bottom: float, left: float, right: float) -> torch.Tensor:
@@ -57,10 +55,4 @@ def render_demo(out: str, model: str = "faces64", device: str = "auto") -> Path:
                 rows.append(to_pil(render(gen, z_src, blends=[Blend(z_ref, mask, strength)])))
                 labels.append(f"{part}: {name}")
         sheet = grid(list(map(list, zip(*rows))), col_labels=labels, scale=2)
-    out_path = Path(out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=".png")
-    os.close(fd)
-    sheet.save(tmp)
-    os.replace(tmp, out_path)
-    return out_path
+    return save_png(sheet, out)

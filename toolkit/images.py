@@ -5,6 +5,8 @@ happens here, when saving or displaying, never inside a model or `render`.
 """
 from __future__ import annotations
 
+import io
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -40,3 +42,14 @@ def grid(rows: Sequence[Sequence[Image.Image]], row_labels: Sequence[str] | None
         for j, im in enumerate(row):
             sheet.paste(im.resize((w, h), Image.NEAREST), (left + pad + j * (w + pad), y))
     return sheet
+
+
+def save_png(image: Image.Image, path: str | Path) -> Path:
+    """Write a PNG atomically (no half-written file is ever visible under `path`)."""
+    from .dataset import atomic_write_bytes
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buf.getvalue())
+    return path

@@ -1119,7 +1119,6 @@ def _render_group(gen, recipe: Recipe, variants: list[Variant], per_masks: list[
                   trunc) -> list[RenderedVariant]:
     info = recipe.info
     dev = gen.device
-    b = len(variants)
     z = sample_latents(gen, [v.seed for v in variants], trunc)
     y = torch.tensor([v.params["source"]["class_id"] for v in variants], device=dev) if info.n_classes else None
     edits0 = variants[0].params["edits"]
