@@ -16,7 +16,7 @@ PART_MASKS = Path(__file__).resolve().parent.parent / "recipes" / "masks"
 PARTS = {"eyes": "faces64-eyes.png", "mouth": "faces64-mouth.png", "hair": "faces64-hair.png"}
 PRESET_LABELS = {"coarse": "coarse shape", "parts": "mid-level parts", "texture": "fine texture"}
 
-W.sidebar()
+W.sidebar(page_default=W.DEFAULT_MODEL)
 st.title("Feature blend")
 gen, key = W.require_model()
 dev = W.device()

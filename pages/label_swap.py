@@ -6,7 +6,7 @@ from toolkit.ui import widgets as W
 from toolkit.ui.recipe_builder import swap_recipe
 from toolkit.ui.strokes import PALETTE, overlay, strokes_to_weights
 
-W.sidebar()
+W.sidebar(page_default=W.CONDITIONAL_DEFAULT)
 st.title("Label swap")
 gen, key = W.require_model()
 dev = W.device()

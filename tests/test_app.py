@@ -47,6 +47,7 @@ def isolated_dirs(tmp_path, monkeypatch):
 def app(page: str | None = None, model: str = "tiny", **state) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state["model_choice"] = model
+    at.session_state["_model_picked"] = True        # as if the user had chosen it in the sidebar
     for k, v in state.items():
         at.session_state[k] = v
     at.run()
@@ -467,3 +468,14 @@ def test_review_while_the_batch_page_is_still_appending_loses_no_rows(isolated_d
     assert len(df) > rows_at_edit                                 # the runner kept appending after the edit
     assert sorted(df["variant_index"]) == list(range(len(df)))    # and no row was lost
     assert list(df["review"][:2]) == ["rejected", "accepted"] and set(df["review"][2:]) == {"pending"}
+
+
+def test_editor_pages_open_on_their_own_default_model_until_the_user_picks_one():
+    """Label swap needs a class-conditional model; blending opens on faces64."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/label_swap.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    from toolkit.ui.widgets import CONDITIONAL_DEFAULT
+    assert at.session_state["model_choice"] == CONDITIONAL_DEFAULT
+    assert not any("unconditional" in w.value for w in at.warning)

@@ -21,7 +21,9 @@ from .strokes import MaskError, hex_to_rgb, mask_from_upload
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "faces64"
+DEFAULT_MODEL = "faces64"          # unconditional faces: the blending default
+# Label swap needs a class-conditional model: the embedded materials model when shipped.
+CONDITIONAL_DEFAULT = "terrain64" if "terrain64" in ZOO else "tiny"
 LOCAL = "local file…"
 DISPLAY = 256          # on-screen size of every generated image (nearest upscaling)
 
@@ -33,6 +35,8 @@ SIDEBAR_DEFAULTS = {"model_choice": DEFAULT_MODEL, "model_path": "", "device": "
 
 def _persist(name: str) -> None:
     st.session_state[name] = st.session_state["_w_" + name]
+    if name == "model_choice":
+        st.session_state["_model_picked"] = True   # from now on the pages keep the user's choice
 
 
 def _bound(name: str) -> dict:
@@ -43,11 +47,15 @@ def _bound(name: str) -> dict:
     return {"key": "_w_" + name, "on_change": _persist, "args": (name,)}
 
 
-def sidebar() -> None:
+def sidebar(page_default: str | None = None) -> None:
     """Model picker (zoo + local path), device and seed controls; every page calls it first.
 
+    `page_default`: the model this page opens with until the user picks one (label swap needs a
+    class-conditional model, blending shows faces best).
     Values: `st.session_state["model_choice" | "model_path" | "device" | "source_seed" | "grid_start"]`.
     """
+    if page_default and not st.session_state.get("_model_picked"):
+        st.session_state["model_choice"] = page_default
     with st.sidebar:
         st.header("Model")
         names = sorted(ZOO) + [LOCAL]
