@@ -220,6 +220,8 @@ def main(argv=None) -> int:
     p.add_argument("--per-class", type=int, default=100, help="real and generated images per class")
     p.add_argument("--maps", type=int, default=60, help="random label maps for the mIoU")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--classifier-cache", default=None,
+                   help="state-dict file: loaded when it exists (same steps), else written after training")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     t0 = time.time()
@@ -228,7 +230,18 @@ def main(argv=None) -> int:
     names = gen.class_names
     train_data = MaterialCrops(args.data, split="train", size=gen.resolution, class_names=names)
     held = MaterialCrops(args.data, split="heldout", size=gen.resolution, class_names=names)
-    clf = train_classifier(train_data, args.classifier_steps)
+    cache = Path(args.classifier_cache) if args.classifier_cache else None
+    if cache and cache.exists():
+        saved = torch.load(cache, map_location="cpu", weights_only=True)
+        if saved.get("steps") != args.classifier_steps or saved.get("classes") != names:
+            raise SystemExit(f"{cache}: trained with other settings; delete it or pass another path")
+        clf = PatchClassifier(len(names))
+        clf.load_state_dict(saved["state"])
+        clf.eval()
+    else:
+        clf = train_classifier(train_data, args.classifier_steps)
+        if cache:
+            torch.save({"steps": args.classifier_steps, "classes": names, "state": clf.state_dict()}, cache)
 
     rng = torch.Generator().manual_seed(1)
     n = args.per_class
