@@ -95,7 +95,7 @@ def _build_faces64(entry: ZooEntry):
 
 # -- terrain64: trained by this toolkit on 0 A.D. terrain textures, shipped inside the package -----------
 TERRAIN64_PATH = Path(__file__).parent / "weights" / "terrain64.safetensors"
-TERRAIN64_SHA256 = "3a494240eae8d7827a32d1edae2958afa822131cef59c9bc6546756cede99c1d"
+TERRAIN64_SHA256 = "5e4f127409a04f8d784a47bdff071062706ae59df0f595eff1409a78f93bfcfe"
 
 
 def _build_terrain64(entry: ZooEntry):
