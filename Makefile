@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test demo clean-venv
+.PHONY: run test demo demo-terrain clean-venv
 PORT   ?= 8501
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -26,6 +26,10 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m toolkit demo --out demo.png
+
+# Label swap with the shipped materials model (no download): central regions swapped to another class.
+demo-terrain: $(STAMP)
+	$(PY) -m toolkit demo --model terrain64 --out demo_terrain.png
 
 clean-venv:
 	rm -rf $(VENV)

@@ -93,6 +93,22 @@ def _build_faces64(entry: ZooEntry):
     return gen
 
 
+# -- terrain64: trained by this toolkit on 0 A.D. terrain textures, shipped inside the package -----------
+TERRAIN64_PATH = Path(__file__).parent / "weights" / "terrain64.safetensors"
+TERRAIN64_SHA256 = "5e4f127409a04f8d784a47bdff071062706ae59df0f595eff1409a78f93bfcfe"
+
+
+def _build_terrain64(entry: ZooEntry):
+    from .checkpoints import load_file
+    if not TERRAIN64_PATH.exists():
+        raise CheckpointError(f"terrain64: {TERRAIN64_PATH} is missing from this installation; it ships with "
+                              "the repository (git checkout the file, or reinstall the package with its data)")
+    if sha256_file(TERRAIN64_PATH) != TERRAIN64_SHA256:
+        raise CheckpointError(f"terrain64: {TERRAIN64_PATH} does not match its pinned sha256 {TERRAIN64_SHA256}; "
+                              "restore the file from the repository")
+    return load_file(TERRAIN64_PATH)
+
+
 ZOO: dict[str, ZooEntry] = {}
 
 
@@ -114,6 +130,17 @@ register(ZooEntry(
     source="PyPI wheel gan-face-generate==1.1.1, file gan_face_generate/weights.tar",
     build=_build_faces64, weights_sha256=FACES64_WEIGHTS_SHA256,
     is_cached=lambda e: _faces64_path().exists(), fetch=_fetch_faces64))
+register(ZooEntry(
+    name="terrain64", architecture="sngan",
+    description="64×64 SNGAN-projection materials model, 7 classes (grass, sand, rock, snow, dirt, foliage, "
+                "sky) for label swap; trained by this toolkit on CPU only (a short run, see docs/MATERIALS.md): "
+                "textures are soft and a longer GPU run is still needed",
+    license="CC-BY-SA-3.0: derived from the 0 A.D. terrain textures and sky-boxes © Wildfire Games "
+            "(Debian package 0ad-data 0.0.26-1); attribute Wildfire Games and share alike",
+    source="toolkit/weights/terrain64.safetensors, trained with `python -m toolkit.train` on the data of "
+           "`python -m toolkit.train.materials build` (sources: toolkit/data/terrain64_sources.csv)",
+    build=_build_terrain64, weights_sha256=TERRAIN64_SHA256,
+    is_cached=lambda e: TERRAIN64_PATH.exists()))
 
 
 def get(name: str) -> ZooEntry:

@@ -1,0 +1,295 @@
+"""Training pipeline: the materials data builder, the crop sampler, GAN steps, resume, export, terrain64."""
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from toolkit import LabelSwap, load_generator, render, sample_latents
+from toolkit.train import materials
+from toolkit.train.data import MaterialCrops
+from toolkit.train.discriminator import ProjectionDiscriminator
+from toolkit.train.loop import SMOKE, TrainConfig, Trainer, export
+from toolkit.train.loop import main as train_main
+
+T, S = materials.TERRAIN_DIR, materials.SKY_DIR
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are tiny: one thread avoids spin-waiting on a shared 2-core machine (≈10× faster)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# -- labelling rules ------------------------------------------------------------------------------
+@pytest.mark.parametrize("path, cls", [
+    (T + "temperate/grass_01.png.cached.dds", "grass"),
+    (T + "dirty_sand.dds.cached.dds", "sand"),             # "dirty" is not the token "dirt"
+    (T + "india/forestfloor_001.png.cached.dds", "foliage"),
+    (T + "alpine_cliff_b.dds.cached.dds", "rock"),
+    (T + "polar_ice_b.dds.cached.dds", "snow"),
+    (T + "temp_dirt_mud_mk1.dds.cached.dds", "dirt"),
+    (T + "sahara/sand_01_wet.png.cached.dds", "sand"),
+    (S + "cirrus/top.dds.cached.dds", "sky"),
+    (S + "cirrus/front.dds.cached.dds", "sky"),
+])
+def test_classify_labels_by_name(path, cls):
+    assert materials.classify(path).cls == cls
+
+
+@pytest.mark.parametrize("path, reason", [
+    (T + "temperate/grass_02_norm.png.cached.dds", "normal/specular"),
+    (T + "alpine_snow_a_spec.png.cached.dds", "normal/specular"),
+    (T + "sahara/sand_01_norm_no_parallax.png.cached.dds", "normal/specular"),
+    (T + "foo_normal.png", "normal/specular"),
+    (T + "steppe/grass_dirt_01.png.cached.dds", "mixed"),
+    (T + "snow rocks.dds.cached.dds", "mixed"),
+    (T + "road_med.dds.cached.dds", "not a labelled material"),
+    (T + "medit_sea_depths.dds.cached.dds", "not a labelled material"),
+    (T + "blue.png.cached.dds", "no class keyword"),
+    (S + "mountainous/front.dds.cached.dds", "mountains"),
+    (T + "textures.xml", "not an image"),
+])
+def test_classify_skips(path, reason):
+    src = materials.classify(path)
+    assert src.cls == "" and reason in src.skip_reason
+
+
+def test_sky_side_faces_keep_upper_band_only():
+    assert materials.classify(S + "sunset/left.dds.cached.dds").region.startswith("upper")
+    assert materials.classify(S + "sunset/top.dds.cached.dds").region == "full"
+
+
+def _png(rng, w, h, gradient=False) -> bytes:
+    a = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    if gradient:                   # bright at the top, dark at the bottom: a sky with an "up"
+        a = np.repeat(np.linspace(255, 0, h).astype(np.uint8)[:, None, None], w, 1).repeat(3, 2)
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A tiny public.zip with every rule exercised, built into a data folder."""
+    tmp = tmp_path_factory.mktemp("materials")
+    rng = np.random.default_rng(0)
+    grass = _png(rng, 256, 256)
+    files = {
+        T + "temperate/grass_01.png": grass,
+        T + "temperate/grass_01_norm.png": _png(rng, 256, 256),
+        T + "temperate/grass_01_copy.png": grass,                                # same pixels: deduplicated
+        T + "sand_01.png": _png(rng, 1024, 1024),
+        T + "snow_01.png": _png(rng, 200, 200),
+        T + "grass_dirt_01.png": _png(rng, 256, 256),
+        S + "clear/top.png": _png(rng, 256, 256, gradient=True),
+        S + "clear/front.png": _png(rng, 512, 512, gradient=True),
+        "art/textures/ui/grass_button.png": _png(rng, 64, 64),
+    }
+    zpath = tmp / "public.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    out = tmp / "data"
+    rows = materials.build_from_zip(zpath, out)
+    return out, rows
+
+
+def test_build_manifest_dedup_and_skips(built):
+    out, rows = built
+    by_zip = {r["zip_path"]: r for r in rows}
+    assert set(by_zip) == {T + "temperate/grass_01.png", T + "sand_01.png", T + "snow_01.png",
+                           S + "clear/top.png", S + "clear/front.png"}
+    with open(out / "skipped.csv") as f:
+        skipped = {r["zip_path"]: r["reason"] for r in csv.DictReader(f)}
+    assert skipped[T + "temperate/grass_01_copy.png"] == f"duplicate of {T}temperate/grass_01.png"
+    assert "normal/specular" in skipped[T + "temperate/grass_01_norm.png"]
+    assert "mixed" in skipped[T + "grass_dirt_01.png"]
+    assert materials.read_manifest(out) == [{k: str(v) for k, v in r.items()} for r in rows]
+    for r in rows:
+        assert r["license"] == "CC-BY-SA-3.0" and len(r["sha256"]) == 64
+        im = Image.open(out / r["file"])
+        assert im.size == (r["width"], r["height"]) and max(im.size) <= materials.COMPACT_MAX
+
+
+def test_build_crop_windows(built):
+    _, rows = built
+    r = {x["zip_path"]: x for x in rows}
+    sand = r[T + "sand_01.png"]            # 1024 native → 512 compact: 128 native px = 64 compact px
+    assert (sand["width"], sand["window_min"], sand["window_max"]) == (512, 64, 128)
+    grass = r[T + "temperate/grass_01.png"]  # native scale: windows of 128..256 px
+    assert (grass["window_min"], grass["window_max"]) == (128, 256)
+    snow = r[T + "snow_01.png"]              # smaller than two windows: capped by the image
+    assert (snow["window_min"], snow["window_max"]) == (128, 200)
+    front = r[S + "clear/front.png"]         # upper 40% band of a 512 face
+    assert (front["width"], front["height"]) == (512, round(512 * materials.SKY_BAND))
+    assert front["window_max"] <= front["height"]
+
+
+def test_cli_build_from_zip(built, tmp_path):
+    out, rows = built
+    zpath = out.parent / "public.zip"
+    assert materials.main(["build", "--out", str(tmp_path / "d"), "--zip", str(zpath)]) == 0
+    assert [r["zip_path"] for r in materials.read_manifest(tmp_path / "d")] == [r["zip_path"] for r in rows]
+
+
+def _tar_xz_with_zip(payload: bytes) -> bytes:
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:xz") as tf:
+        for name, data in [("./usr/share/doc/x", b"doc"), ("./" + materials.ZIP_MEMBER, payload)]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_extract_public_zip_from_deb_without_dpkg(tmp_path):
+    """The pure-Python path (ar archive → data.tar.xz → public.zip) for machines without dpkg-deb."""
+    def member(name: str, data: bytes) -> bytes:
+        head = f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(data):<10}`\n".encode()
+        return head + data + (b"\n" if len(data) % 2 else b"")
+    payload = b"PK-not-really-a-zip" * 100
+    deb = tmp_path / "0ad-data_0.0.26-1_all.deb"
+    deb.write_bytes(b"!<arch>\n" + member("debian-binary", b"2.0\n") + member("control.tar.xz", b"xyz")
+                    + member("data.tar.xz", _tar_xz_with_zip(payload)))
+    dst = io.BytesIO()
+    with open(deb, "rb") as f:
+        materials._extract_from_ar(f, dst)
+    assert dst.getvalue() == payload
+    with pytest.raises(RuntimeError, match="not a Debian package"):
+        materials._extract_from_ar(io.BytesIO(b"garbage!" * 10), io.BytesIO())
+
+
+def test_crops_shapes_balance_and_upright_sky(built):
+    out, _ = built
+    data = MaterialCrops(out, split=None, size=64)
+    assert data.class_names == ["grass", "sand", "snow", "sky"]
+    rng = torch.Generator().manual_seed(0)
+    x, y = data.sample(64, rng)
+    assert x.shape == (64, 3, 64, 64) and x.min() >= -1 and x.max() <= 1
+    assert set(y.tolist()) == {0, 1, 2, 3}
+    k = data.class_names.index("sky")
+    sky, _ = data.sample(16, rng, classes=torch.full((16,), k))
+    assert (sky[:, :, :8].mean((1, 2, 3)) > sky[:, :, -8:].mean((1, 2, 3))).all(), "sky was turned upside down"
+    # terrain gets flipped/turned: some crops of a top-bright picture come out bottom-bright
+    data.images[0] = [data.images[k][0][:, :128, :128].clone()]
+    data.windows[0] = [(64, 128)]
+    grass, _ = data.sample(32, rng, classes=torch.zeros(32, dtype=torch.long))
+    assert (grass[:, :, :8].mean((1, 2, 3)) < grass[:, :, -8:].mean((1, 2, 3))).any()
+
+
+def test_image_folder_without_manifest(tmp_path):
+    rng = np.random.default_rng(1)
+    for cls in ("b", "a"):
+        (tmp_path / cls).mkdir()
+        (tmp_path / cls / "x.png").write_bytes(_png(rng, 40, 48))
+    data = MaterialCrops(tmp_path, size=32)
+    assert data.class_names == ["a", "b"] and data.windows[0] == [(32, 40)]
+    with pytest.raises(ValueError, match="smaller than the crop size"):
+        MaterialCrops(tmp_path, size=64)
+
+
+# -- training ---------------------------------------------------------------------------------------
+def _trainer(data_dir, **kw):
+    cfg = TrainConfig(**{**SMOKE, **kw})
+    return Trainer(cfg, MaterialCrops(data_dir, split=None, size=cfg.resolution), torch.device("cpu"))
+
+
+def test_discriminator_projection_and_spectral_norm():
+    torch.manual_seed(0)
+    d = ProjectionDiscriminator(3, [8, 16, 16], 16)
+    x = torch.randn(2, 3, 16, 16)
+    a, b = d(x, torch.tensor([0, 0])), d(x, torch.tensor([1, 1]))
+    assert a.shape == (2,) and not torch.allclose(a, b), "the class must change the score (projection)"
+    d.train()
+    for _ in range(30):                       # power iterations converge: σ(W / σ̂) ≈ 1
+        d(x, torch.tensor([0, 1]))
+    with torch.no_grad():
+        w = d.blocks[1].c1.weight.flatten(1)
+        v = torch.randn(w.shape[1], generator=torch.Generator().manual_seed(0))
+        for _ in range(100):                  # our own power iteration for the largest singular value
+            v = w.T @ (w @ v)
+            v = v / v.norm()
+        assert (w @ v).norm().item() == pytest.approx(1.0, abs=0.05)
+
+
+def test_training_steps_are_finite_and_resume_exactly(built, tmp_path):
+    out, _ = built
+    a = _trainer(out)
+    before = {k: v.clone() for k, v in a.g.state_dict().items()}
+    for _ in range(2):
+        row = a.step()
+        assert all(np.isfinite(v) for v in row.values())
+    assert any(not torch.equal(before[k], v) for k, v in a.g.state_dict().items()), "G did not train"
+    a.save(tmp_path / "ck.pt")
+    a.step()
+    b = _trainer(out)
+    b.load(tmp_path / "ck.pt")
+    assert b.step_count == 2
+    b.step()
+    for name in ("g", "ema", "d"):
+        sa, sb = getattr(a, name).state_dict(), getattr(b, name).state_dict()
+        for k in sa:
+            assert torch.equal(sa[k], sb[k]), f"{name}.{k} differs after resume"
+
+
+def test_resume_refuses_other_settings(built, tmp_path):
+    out, _ = built
+    a = _trainer(out)
+    a.save(tmp_path / "ck.pt")
+    with pytest.raises(ValueError, match="other settings"):
+        _trainer(out, ch=8).load(tmp_path / "ck.pt")
+
+
+def test_export_round_trip(built, tmp_path):
+    out, _ = built
+    t = _trainer(out)
+    t.step()
+    gen = export(t, tmp_path / "g.safetensors", n_batches=2)
+    loaded = load_generator(str(tmp_path / "g.safetensors"), device="cpu")
+    assert loaded.class_names == t.data.class_names and loaded.resolution == 32
+    ref = gen.half().float()                # fp16 on disk: compare with the rounded weights
+    z = sample_latents(loaded, [1, 2, 3])
+    y = torch.tensor([0, 1, 3])
+    assert torch.allclose(render(loaded, z, y), render(ref.eval(), z, y), atol=1e-5)
+    # standing statistics were re-estimated: not the initial zeros/ones
+    assert loaded.block2.b1.running_var.sub(1).abs().max() > 1e-3
+
+
+def test_cli_smoke_run_resumes(built, tmp_path):
+    out, _ = built
+    run = tmp_path / "run"
+    assert train_main(["--data", str(out), "--out", str(run), "--smoke", "--steps", "2"]) == 0
+    assert train_main(["--data", str(out), "--out", str(run), "--smoke",
+                       "--export", str(tmp_path / "e.safetensors")]) == 0
+    with open(run / "log.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3]
+    assert (run / "samples" / "step000002.png").exists() and (tmp_path / "e.safetensors").exists()
+
+
+# -- the shipped model ------------------------------------------------------------------------------
+def test_terrain64_renders_distinct_classes():
+    gen = load_generator("terrain64", device="cpu")
+    assert gen.class_names == materials.CLASSES and gen.resolution == 64
+    z = sample_latents(gen, [5, 6])
+    imgs = torch.stack([render(gen, z, [c, c]) for c in gen.class_names])      # [K, 2, 3, 64, 64]
+    assert torch.isfinite(imgs).all()
+    assert (imgs.std(dim=(3, 4)).mean(2) > 0.02).all(), "a flat (degenerate) image"
+    means = imgs.mean(dim=(1, 3, 4))                                             # [K, 3] mean colour
+    dist = torch.cdist(means, means) + torch.eye(len(means)) * 9
+    assert dist.min() > 0.02, "two classes render the same colours"
+    # label swap changes the image only where it is asked to (up to the receptive field)
+    w = torch.zeros(1, 1, 64, 64)
+    w[..., :, 40:] = 1
+    swapped = render(gen, z[:1], ["grass"], swap=LabelSwap(torch.tensor([[6]]), w, range(gen.n_stages)))
+    diff = (swapped - imgs[0, :1]).abs().mean((0, 1, 2))
+    assert diff[44:].mean() > 4 * diff[:24].mean()

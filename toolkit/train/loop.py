@@ -1,0 +1,298 @@
+"""GAN training for the shipped class-conditional generators: `python -m toolkit.train --data DIR --out RUN`.
+
+SNGAN-projection generator (`toolkit.generators.sngan`) against a projection discriminator,
+hinge loss, Adam(β=(0, 0.9)), an exponential moving average (EMA) of the generator's weights.
+The EMA generator is what ships: before sampling or export its batch-norm running statistics
+are re-estimated on its own outputs ("standing statistics"), because the statistics the
+training generator accumulated belong to other weights.
+
+RUN/ holds `checkpoint.pt` (generator, EMA, discriminator, both optimisers, step, RNG state;
+read back with `torch.load(weights_only=True)`), `log.csv`, `samples/stepNNNNNN.png` (one row
+per class, fixed latents) and `ema.safetensors` (fp16, our format, with class names). A run
+resumes from its checkpoint when started again with the same --out.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import dataclasses
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..checkpoints import save_generator
+from ..devices import resolve_device
+from ..generators.sngan import SNGANConfig, SNGANGenerator
+from ..images import grid, to_pil
+from ..layers import ConditionalBatchNorm2d
+from .data import MaterialCrops
+from .discriminator import ProjectionDiscriminator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    resolution: int = 64        # 4·2^k; the data are cropped to this size
+    ch: int = 32                # generator width at full resolution (doubles per halving, capped at 8·ch)
+    d_ch: int = 32              # discriminator width of its first block
+    z_dim: int = 64
+    batch: int = 32
+    steps: int = 10000          # generator steps
+    n_dis: int = 1              # discriminator steps per generator step
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.0
+    beta2: float = 0.9
+    ema: float = 0.999          # EMA decay (warmed up: min(ema, (1+t)/(10+t)))
+    seed: int = 0
+    sample_every: int = 250
+    ckpt_every: int = 100
+    split: str = "train"
+
+    def g_channels(self) -> list[int]:
+        n = (self.resolution // 4).bit_length() - 1                  # upsampling blocks
+        return [min(2 ** (n - i), 8) * self.ch for i in range(n + 1)]
+
+    def d_channels(self) -> list[int]:
+        n = (self.resolution // 4).bit_length() - 1                  # downsampling blocks
+        return [min(2 ** i, 8) * self.d_ch for i in range(n)] + [min(2 ** n, 8) * self.d_ch]
+
+
+SMOKE = dict(resolution=32, ch=4, d_ch=4, z_dim=8, batch=4, steps=3, sample_every=2, ckpt_every=1)
+
+
+def build_generator(cfg: TrainConfig, class_names: list[str]) -> SNGANGenerator:
+    gen = SNGANGenerator(SNGANConfig(z_dim=cfg.z_dim, n_classes=len(class_names), bottom_width=4,
+                                     channels=cfg.g_channels(), class_names=list(class_names)))
+    for name, m in gen.named_modules():               # the original SNGAN initialisation
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            gain = 2 ** 0.5 if name.endswith((".c1", ".c2")) else 1.0
+            nn.init.xavier_uniform_(m.weight, gain=gain)
+            nn.init.zeros_(m.bias)
+    return gen
+
+
+class Trainer:
+    """Owns the models, optimisers and RNG; `step()` is one generator update (after n_dis D updates)."""
+
+    def __init__(self, cfg: TrainConfig, data: MaterialCrops, device: torch.device):
+        self.cfg, self.data, self.device = cfg, data, device
+        torch.manual_seed(cfg.seed)
+        self.g = build_generator(cfg, data.class_names).to(device).train()
+        self.d = ProjectionDiscriminator(data.n_classes, cfg.d_channels(), cfg.resolution).to(device).train()
+        self.ema = copy.deepcopy(self.g).eval()
+        for p in self.ema.parameters():
+            p.requires_grad_(False)
+        self.opt_g = torch.optim.Adam(self.g.parameters(), cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+        self.opt_d = torch.optim.Adam(self.d.parameters(), cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+        self.rng = torch.Generator().manual_seed(cfg.seed)     # data, latents, classes: CPU stream
+        self.step_count = 0
+
+    def _latents(self, n: int):
+        z = torch.randn(n, self.cfg.z_dim, generator=self.rng)
+        y = torch.randint(0, self.data.n_classes, (n,), generator=self.rng)
+        return z.to(self.device), y.to(self.device)
+
+    def step(self) -> dict:
+        cfg = self.cfg
+        for _ in range(cfg.n_dis):
+            x, y_real = self.data.sample(cfg.batch, self.rng)
+            x, y_real = x.to(self.device), y_real.to(self.device)
+            z, y_fake = self._latents(cfg.batch)
+            with torch.no_grad():
+                fake = self.g(z, y_fake)
+            loss_d_real = F.relu(1 - self.d(x, y_real)).mean()
+            loss_d_fake = F.relu(1 + self.d(fake, y_fake)).mean()
+            self.opt_d.zero_grad(set_to_none=True)
+            (loss_d_real + loss_d_fake).backward()
+            self.opt_d.step()
+        z, y_fake = self._latents(cfg.batch)
+        for p in self.d.parameters():
+            p.requires_grad_(False)
+        loss_g = -self.d(self.g(z, y_fake), y_fake).mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        for p in self.d.parameters():
+            p.requires_grad_(True)
+        self.step_count += 1
+        self._update_ema()
+        return {"step": self.step_count, "loss_d_real": loss_d_real.item(), "loss_d_fake": loss_d_fake.item(),
+                "loss_g": loss_g.item()}
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        t = self.step_count
+        decay = min(self.cfg.ema, (1 + t) / (10 + t))
+        for pe, p in zip(self.ema.parameters(), self.g.parameters()):
+            pe.lerp_(p.detach(), 1 - decay)
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"config": dataclasses.asdict(self.cfg), "class_names": list(self.data.class_names),
+                "step": self.step_count, "g": self.g.state_dict(), "ema": self.ema.state_dict(),
+                "d": self.d.state_dict(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "rng": self.rng.get_state(), "torch_rng": torch.get_rng_state()}
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(self.state(), tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def load(self, path: Path) -> None:
+        st = torch.load(path, map_location="cpu", weights_only=True)
+        if st["class_names"] != list(self.data.class_names):
+            raise ValueError(f"{path}: checkpoint classes {st['class_names']} differ from the data's "
+                             f"{self.data.class_names}; use a new --out folder")
+        saved = {k: v for k, v in st["config"].items() if k not in ("steps", "sample_every", "ckpt_every")}
+        now = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k in saved}
+        if saved != now:
+            diff = {k: (saved[k], now[k]) for k in saved if saved[k] != now[k]}
+            raise ValueError(f"{path}: checkpoint was trained with other settings {diff} (saved, now); "
+                             "pass the same settings or use a new --out folder")
+        self.g.load_state_dict(st["g"])
+        self.ema.load_state_dict(st["ema"])
+        self.d.load_state_dict(st["d"])
+        self.opt_g.load_state_dict(st["opt_g"])
+        self.opt_d.load_state_dict(st["opt_d"])
+        self.rng.set_state(st["rng"])
+        torch.set_rng_state(st["torch_rng"])
+        self.step_count = int(st["step"])
+
+    # -- the shipped generator ----------------------------------------------------------------------
+    @torch.no_grad()
+    def standing_ema(self, n_batches: int = 8, batch: int | None = None) -> SNGANGenerator:
+        """A copy of the EMA generator whose BN running statistics are averages over its own
+        outputs (fixed seed, so export is deterministic). The EMA weights never had stats of their own."""
+        gen = copy.deepcopy(self.ema)
+        bns = [m for m in gen.modules() if isinstance(m, (nn.BatchNorm2d, ConditionalBatchNorm2d))]
+        for m in bns:
+            m.running_mean.zero_()
+            m.running_var.fill_(1)
+            m.momentum_saved, m.momentum = m.momentum, None        # None: cumulative average
+            if isinstance(m, nn.BatchNorm2d):
+                m.num_batches_tracked.zero_()
+        rng = torch.Generator().manual_seed(12345)
+        gen.train()
+        batch = batch or max(self.cfg.batch, 2 * self.data.n_classes)
+        for i in range(n_batches):
+            z = torch.randn(batch, self.cfg.z_dim, generator=rng).to(self.device)
+            y = (torch.arange(batch) % self.data.n_classes).to(self.device)
+            for m in bns:                      # ConditionalBatchNorm2d has no counter: weight by hand
+                if isinstance(m, ConditionalBatchNorm2d):
+                    m.momentum = 1.0 / (i + 1)
+            gen(z, y)
+        for m in bns:
+            m.momentum = m.momentum_saved
+            del m.momentum_saved
+        return gen.eval()
+
+    @torch.no_grad()
+    def sample_grid(self, gen: SNGANGenerator, per_class: int = 8):
+        rng = torch.Generator().manual_seed(777)
+        z = torch.randn(per_class, self.cfg.z_dim, generator=rng).to(self.device)
+        rows = [to_pil(gen(z, torch.full((per_class,), k, device=self.device))) for k in range(self.data.n_classes)]
+        return grid(rows, row_labels=self.data.class_names, scale=max(1, 64 // self.cfg.resolution))
+
+
+def export(trainer: Trainer, path: Path, n_batches: int = 8) -> SNGANGenerator:
+    gen = trainer.standing_ema(n_batches).cpu()
+    save_generator(gen, path, dtype=torch.float16,
+                   extra={"trained_steps": trainer.step_count, "train_config": dataclasses.asdict(trainer.cfg)})
+    return gen
+
+
+def _save_png(im, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
+    os.close(fd)
+    im.save(tmp)
+    os.replace(tmp, path)
+
+
+def train(cfg: TrainConfig, data_dir: str, out: str, device: str = "auto", time_limit: float | None = None) -> Trainer:
+    """Train (or resume) until cfg.steps or time_limit seconds; returns the trainer."""
+    dev = resolve_device(device)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = MaterialCrops(data_dir, split=cfg.split, size=cfg.resolution)
+    log.info("data: %s", ", ".join(f"{c} {n}" for c, n in zip(data.class_names, data.counts)))
+    trainer = Trainer(cfg, data, dev)
+    ckpt = out_dir / "checkpoint.pt"
+    if ckpt.exists():
+        trainer.load(ckpt)
+        log.info("resumed %s at step %d", ckpt, trainer.step_count)
+    log_path = out_dir / "log.csv"
+    new_log = not log_path.exists()
+    t0, last = time.monotonic(), time.monotonic()
+    with open(log_path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["step", "loss_d_real", "loss_d_fake", "loss_g", "s_per_step"])
+        if new_log:
+            w.writeheader()
+        while trainer.step_count < cfg.steps:
+            row = trainer.step()
+            now = time.monotonic()
+            row["s_per_step"] = round(now - last, 3)
+            last = now
+            w.writerow(row)
+            f.flush()
+            s = trainer.step_count
+            done = s >= cfg.steps or (time_limit is not None and now - t0 >= time_limit)
+            if s % cfg.ckpt_every == 0 or done:
+                trainer.save(ckpt)
+                log.info("step %d  D %.3f/%.3f  G %.3f  %.2f s/step", s, row["loss_d_real"],
+                         row["loss_d_fake"], row["loss_g"], row["s_per_step"])
+            if s % cfg.sample_every == 0 or done:
+                gen = export(trainer, out_dir / "ema.safetensors")
+                _save_png(trainer.sample_grid(gen.to(dev)), out_dir / "samples" / f"step{s:06d}.png")
+            if done:
+                break
+    return trainer
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m toolkit.train", description="train an SNGAN-projection "
+                                "generator on a class-labelled image folder (see docs/MATERIALS.md)")
+    p.add_argument("--data", required=True, help="data folder (materials build output, or DIR/<class>/*.jpg)")
+    p.add_argument("--out", required=True, help="run folder; an existing checkpoint there is resumed")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--time-limit", type=float, default=None, help="stop (and checkpoint) after this many seconds")
+    p.add_argument("--smoke", action="store_true", help="tiny 32px config, 3 steps: checks the pipeline on CPU")
+    p.add_argument("--export", default=None, help="after training, also write the fp16 EMA generator here")
+    for f in dataclasses.fields(TrainConfig):
+        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=None,
+                       help=f"(default {f.default})")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    values = dict(SMOKE) if args.smoke else {}
+    values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                   if getattr(args, f.name) is not None})
+    cfg = TrainConfig(**values)
+    trainer = train(cfg, args.data, args.out, args.device, args.time_limit)
+    if args.export:
+        export(trainer, Path(args.export))
+        print(f"wrote {args.export}")
+    print(f"trained to step {trainer.step_count}; run folder {args.out}")
+    return 0
