@@ -162,10 +162,10 @@ def make_docs_screenshots(out: Path = ROOT / "docs") -> None:
         time.sleep(1)
         page.screenshot(path=str(out / "app_feature_blend.png"), full_page=True)
 
-        # Label swap on the class-conditional tiny model.
+        # Label swap on the embedded class-conditional materials model.
         goto_nav(page, "Label swap", "Label swap")
         page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").first.click()
-        page.get_by_role("option", name="tiny (zoo)").click()
+        page.get_by_role("option", name="terrain64 (zoo)").click()
         canvas = page.locator("canvas").last
         canvas.wait_for(timeout=90_000)
         before = wait_for(lambda: image_src(page, "Result"), what="swap result")

@@ -25,3 +25,10 @@ def test_growing_repeats_cells():
     out = resize_weights(w, (4, 4))
     assert torch.equal(out[:2, 2:], torch.ones(2, 2))
     assert torch.equal(out[2:, :2], torch.full((2, 2), 0.25))
+
+
+def test_broadcast_maps_resize_like_materialised_ones():
+    w = torch.rand(1, 2, 40, 40)
+    view = w.expand(5, 2, 40, 40)
+    assert torch.equal(resize_weights(view, (16, 16)), resize_weights(view.contiguous(), (16, 16)))
+    assert torch.equal(resize_weights(view, (80, 80)), resize_weights(view.contiguous(), (80, 80)))

@@ -36,6 +36,13 @@ def resize_weights(w: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if (h_in, w_in) == (h_out, w_out):
         return w
     lead = w.shape[:-2]
+    # A map shared by the batch arrives as a broadcast view (stride 0): resize it once, not per row.
+    shared = [d for d in range(len(lead)) if w.stride(d) == 0 and lead[d] > 1]
+    if shared:
+        base = w
+        for d in shared:
+            base = base.narrow(d, 0, 1)
+        return resize_weights(base, size).expand(*lead, h_out, w_out)
     x = w.reshape(-1, h_in, w_in)
     # Each axis independently: the 2-D area weight factorises into row overlap × column overlap.
     if h_out < h_in:
