@@ -350,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     print(md)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{env['date'][:10]}-{env['device_name'].split(' ')[0].lower()}-{env['dtype']}-b{args.batch_size}"
+    models = "-".join(sorted(r["model"].split(" ")[0] for r in rows)) or "none"
+    stem = f"{env['date'][:10]}-{env['device_name'].split(' ')[0].lower()}-{env['dtype']}-{models}"
     (out / f"{stem}.json").write_text(json.dumps({"env": env, "models": rows, "extra": extra}, indent=2))
     (out / f"{stem}.md").write_text(md)
     print(f"saved {out / stem}.json and .md")
