@@ -119,4 +119,4 @@ class ConditionalBatchNorm2d(nn.Module):
         c = self.num_features
         # Gain and bias in one projection (one matmul per layer, also for per-pixel conditions).
         p = cond.project(lambda v: v @ torch.cat([self.gammas, self.betas], 1), x.shape[-2:])
-        return torch.addcmul(p[:, c:], x, p[:, :c], out=torch.empty_like(x))
+        return torch.addcmul(p[:, c:], x, p[:, :c])
