@@ -162,12 +162,11 @@ def make_docs_screenshots(out: Path = ROOT / "docs") -> None:
         time.sleep(1)
         page.screenshot(path=str(out / "app_feature_blend.png"), full_page=True)
 
-        # Label swap on the embedded class-conditional materials model.
+        # Label swap opens on the embedded class-conditional materials model (terrain64).
         goto_nav(page, "Label swap", "Label swap")
-        page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").first.click()
-        page.get_by_role("option", name="terrain64 (zoo)").click()
         canvas = page.locator("canvas").last
         canvas.wait_for(timeout=90_000)
+        time.sleep(3)          # let the first render of the newly loaded model settle
         before = wait_for(lambda: image_src(page, "Result"), what="swap result")
         drag(page, canvas, [(0.3, 0.3), (0.7, 0.3), (0.7, 0.7), (0.3, 0.7), (0.3, 0.35), (0.6, 0.6)])
         wait_for(lambda: (s := image_src(page, "Result")) and s != before, what="swap result change")
