@@ -773,6 +773,22 @@ class MergeResult:
     missing: list[int]
 
 
+
+def copy_variant_files(src: Path, dest: Path, rows) -> None:
+    """Copy the files of manifest `rows` (image, label map, mask, source) and the palette from one
+    dataset directory to another, atomically, then make the new directory entries durable."""
+    for r in rows:
+        for c in ("file_name", "label_map_file", "mask_file", "source_file"):
+            if r[c]:
+                (dest / r[c]).parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(dest / r[c], (src / r[c]).read_bytes())
+    if (src / PALETTE).exists():
+        (dest / LABEL_MAPS).mkdir(exist_ok=True)
+        atomic_write_bytes(dest / PALETTE, (src / PALETTE).read_bytes())
+    for sub in FILE_DIRS:
+        if (dest / sub).is_dir():
+            fsync_dir(dest / sub)
+
 def merge(out_dir: str | os.PathLike, *others: str | os.PathLike) -> MergeResult:
     """Produce one manifest in `out_dir` from its shard parts and, optionally, from other dataset
     directories of the same run (e.g. shards written on machines without a shared disk), whose
@@ -812,17 +828,7 @@ def merge(out_dir: str | os.PathLike, *others: str | os.PathLike) -> MergeResult
                 _combine(existing, _read_rows(d / MANIFEST), str(d / MANIFEST))
             new = [r for i, r in sorted(srows.items()) if i not in existing]
             _combine(existing, srows.values(), str(s))   # conflict check for overlapping indices
-            for r in new:
-                for c in ("file_name", "label_map_file", "mask_file", "source_file"):
-                    if r[c]:
-                        (d / r[c]).parent.mkdir(parents=True, exist_ok=True)
-                        atomic_write_bytes(d / r[c], (s / r[c]).read_bytes())
-            if (s / PALETTE).exists():
-                (d / LABEL_MAPS).mkdir(exist_ok=True)
-                atomic_write_bytes(d / PALETTE, (s / PALETTE).read_bytes())
-            for sub in FILE_DIRS:
-                if (d / sub).is_dir():
-                    fsync_dir(d / sub)
+            copy_variant_files(s, d, new)
             rows = list(existing.values())
             info.shards = {}
             atomic_write_text(d / INFO, info.to_json())
@@ -895,17 +901,7 @@ def export_subset(out_dir: str | os.PathLike, dest_dir: str | os.PathLike, file_
     dest.mkdir(parents=True, exist_ok=True)
     with runner_lock(dest):
         chosen = [by_name[k] for k in wanted]
-        for r in chosen:
-            for c in ("file_name", "label_map_file", "mask_file", "source_file"):
-                if r[c]:
-                    (dest / r[c]).parent.mkdir(parents=True, exist_ok=True)
-                    atomic_write_bytes(dest / r[c], (src / r[c]).read_bytes())
-        if (src / PALETTE).exists():
-            (dest / LABEL_MAPS).mkdir(exist_ok=True)
-            atomic_write_bytes(dest / PALETTE, (src / PALETTE).read_bytes())
-        for sub in FILE_DIRS:
-            if (dest / sub).is_dir():
-                fsync_dir(dest / sub)
+        copy_variant_files(src, dest, chosen)
         with manifest_lock(dest):
             _write_manifest(dest / MANIFEST, chosen)
             if info is not None:
