@@ -119,7 +119,12 @@ class _Ref:
     cv: torch.Tensor         # [B, C] class vectors
     mask: torch.Tensor       # [B, H, W]
     strength: torch.Tensor   # [B, P]
-    last: int                # last blend point with a non-zero strength (-1: never used)
+    points: frozenset        # blend points where some variant has a non-zero strength
+
+    @property
+    def last(self) -> int:
+        """Last blend point with a non-zero strength (-1: never used); the stream stops there."""
+        return max(self.points, default=-1)
 
 
 def _prepare_refs(gen, blends: Sequence[Blend], base_cv, b, dev) -> list[_Ref]:
@@ -138,8 +143,7 @@ def _prepare_refs(gen, blends: Sequence[Blend], base_cv, b, dev) -> list[_Ref]:
         if s.shape[1] != p:
             raise ValueError(f"blend {j}: {s.shape[1]} strengths given; this model has {p} blend points "
                              f"(after the stem and after each of its {gen.n_stages} stages)")
-        nz = (s != 0).any(0).nonzero()
-        refs.append(_Ref(z, cv, mask, s, int(nz.max()) if len(nz) else -1))
+        refs.append(_Ref(z, cv, mask, s, frozenset((s != 0).any(0).nonzero().flatten().tolist())))
     refs = [r for r in refs if r.last >= 0]
     refs.sort(key=lambda r: -r.last)   # streams that run longest first: finished ones drop off the end
     for pt in range(p):
@@ -209,7 +213,7 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
     mask_cache: dict = {}
 
     def blend(h, point: int):
-        users = [(j, r) for j, r in enumerate(refs) if r.last >= point and bool((r.strength[:, point] != 0).any())]
+        users = [(j, r) for j, r in enumerate(refs) if point in r.points]
         if not users:
             return h
 
