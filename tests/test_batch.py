@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from toolkit import dataset as ds
+from toolkit import io as tio
 from toolkit.batch import device_for, parse_shard, run_batch, shard_from_env
 from toolkit.cli import main
 from toolkit.dataset import COLUMNS, DatasetError, DatasetLockedError, DatasetWriter, read_manifest
@@ -301,7 +302,7 @@ def test_out_dir_that_is_a_file_and_missing_recipe(recipe_file, tmp_path, capsys
 
 
 def test_disk_failure_mid_run_then_rerun_completes(recipe_file, tmp_path, monkeypatch):
-    real = ds._write_file
+    real = tio.write_file
     calls = {"n": 0}
 
     def failing(path, data):
@@ -311,12 +312,12 @@ def test_disk_failure_mid_run_then_rerun_completes(recipe_file, tmp_path, monkey
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real(path, data)
 
-    monkeypatch.setattr(ds, "_write_file", failing)
+    monkeypatch.setattr(tio, "write_file", failing)
     with pytest.raises(DatasetError, match="No space left on device.*rerun the same command"):
         run_batch(recipe_file, tmp_path / "out", count=7, batch_size=3, device="cpu", workers=2, command="c")
     df = assert_consistent(tmp_path / "out")
     assert 0 < len(df) < 7
-    monkeypatch.setattr(ds, "_write_file", real)
+    monkeypatch.setattr(tio, "write_file", real)
     s = run_batch(recipe_file, tmp_path / "out", count=7, batch_size=3, device="cpu", command="c")
     assert s.complete and s.skipped == len(df)
     run_batch(recipe_file, tmp_path / "ref", count=7, batch_size=3, device="cpu", command="c")

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from toolkit import dataset as ds
+from toolkit import io as tio
 from toolkit.dataset import (COLUMNS, DatasetError, DatasetLockedError, DatasetWriter, RunInfo, export_subset,
                              manifest_lock, merge, read_manifest, update_review)
 
@@ -255,7 +256,7 @@ def test_shard_cleans_only_its_own_temp_files(tmp_path):
 
 
 def test_failed_write_leaves_nothing_half_written(tmp_path, monkeypatch):
-    real = ds._write_file
+    real = tio.write_file
     calls = {"n": 0}
 
     def flaky(path, data):
@@ -267,7 +268,7 @@ def test_failed_write_leaves_nothing_half_written(tmp_path, monkeypatch):
 
     with DatasetWriter(tmp_path) as w:
         w.begin(run_info())
-        monkeypatch.setattr(ds, "_write_file", flaky)
+        monkeypatch.setattr(tio, "write_file", flaky)
         rows = [w.write_variant(fake_variant(0))]
         with pytest.raises(OSError, match="No space"):
             w.write_variant(fake_variant(1))

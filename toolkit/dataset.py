@@ -38,19 +38,19 @@ import contextlib
 import csv
 import errno
 import fcntl
-import io
 import json
+from io import StringIO as _StringIO
 import logging
 import math
 import os
 import re
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
-from PIL import Image
+
+from . import io as tio
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,7 @@ COLUMNS = [
 # Columns that may differ between two copies of the same variant without it being a conflict.
 _MUTABLE = {"review"}
 
-# Fixed PNG settings: the same array always encodes to the same bytes (no time or text chunks),
-# which is what makes a resumed run byte-identical to an uninterrupted one.
-PNG_OPTIONS = {"format": "PNG", "compress_level": 6, "optimize": False}
+PNG_OPTIONS = tio.PNG_OPTIONS
 
 
 class DatasetError(ValueError):
@@ -87,75 +85,25 @@ class DatasetLockedError(DatasetError):
     """Another runner holds the directory's lock."""
 
 
-# -- atomic files ---------------------------------------------------------------------------------
-def _tmp_path(path: Path) -> Path:
-    # Hidden, and parseable back to its target name (orphan clean-up per shard relies on it).
-    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-
-
-_TMP_RE = re.compile(r"^\.(?P<target>.+)\.[0-9a-f]{8}\.tmp$")
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    """The one place that writes file bytes (tests monkeypatch it to simulate a failing disk)."""
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` so readers see the old file or the whole new one, never a part.
-
-    The bytes are fsynced before the rename; the caller fsyncs the directory (`fsync_dir`) when
-    the rename itself must be durable (before a manifest row refers to the file).
-    """
-    path = Path(path)
-    tmp = _tmp_path(path)
-    try:
-        _write_file(tmp, data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def fsync_dir(path: str | os.PathLike) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+# -- atomic files (toolkit.io) ---------------------------------------------------------------
+_tmp_path = tio.tmp_path
+_TMP_RE = tio.TMP_RE
+atomic_write_bytes = tio.atomic_write_bytes
+atomic_write_text = tio.atomic_write_text
+fsync_dir = tio.fsync_dir
 
 
 # -- locks ------------------------------------------------------------------------------------------
 def _lock_fd(path: Path, mode: int, what: str) -> int:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, mode)
-    except BlockingIOError:
-        holder = ""
-        with contextlib.suppress(OSError):
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
-        os.close(fd)
+        return tio.lock_fd(path, mode)
+    except tio.LockHeldError as e:
         raise DatasetLockedError(
-            f"{path.parent}: {what} ({holder or 'lock ' + str(path) + ' is held'}). Wait for it to finish, "
+            f"{path.parent}: {what} ({e.holder or 'lock ' + str(path) + ' is held'}). Wait for it to finish, "
             "stop it, or write to another --out directory.") from None
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
-def _unlock_fd(fd: int) -> None:
-    with contextlib.suppress(OSError):
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
+_unlock_fd = tio.unlock_fd
 
 
 @contextlib.contextmanager
@@ -203,12 +151,7 @@ def runner_lock(out_dir: Path, shard: tuple[int, int] | None = None) -> Iterator
             _unlock_fd(f)
 
 
-def _write_holder(fd: int, text: str | None) -> None:
-    """Say who holds a lock (shown to a refused runner); `None` clears it on release."""
-    with contextlib.suppress(OSError):
-        os.ftruncate(fd, 0)
-        if text:
-            os.pwrite(fd, f"held by {text}".encode(), 0)
+_write_holder = tio.write_holder
 
 
 # -- file names and encoding ------------------------------------------------------------------------
@@ -237,23 +180,7 @@ def class_palette(class_names: Sequence[str]) -> list[tuple[int, int, int]]:
     return out
 
 
-def encode_png(array: np.ndarray, palette: Sequence[tuple[int, int, int]] | None = None) -> bytes:
-    """uint8 `[H, W, 3]` (RGB), `[H, W]` (grey, or palette indices when `palette` is given),
-    or integer ids ≥ 256 (16-bit grey) → PNG bytes with the fixed PNG_OPTIONS."""
-    a = np.asarray(array)
-    if palette is not None and a.ndim == 2 and len(palette) <= 256 and (a.size == 0 or int(a.max()) < 256):
-        im = Image.fromarray(a.astype(np.uint8, copy=False))
-        flat = [c for rgb in palette for c in rgb]
-        im.putpalette(flat)            # L → P: index = class id
-    elif a.ndim == 2 and a.dtype != np.uint8:
-        if a.size and (int(a.min()) < 0 or int(a.max()) > 65535):
-            raise ValueError(f"label map ids out of 0..65535 (got {int(a.min())}..{int(a.max())})")
-        im = Image.fromarray(a.astype(np.uint16))
-    else:
-        im = Image.fromarray(a)
-    buf = io.BytesIO()
-    im.save(buf, **PNG_OPTIONS)
-    return buf.getvalue()
+encode_png = tio.encode_png
 
 
 def _json(obj) -> str:
@@ -326,7 +253,7 @@ def _check_same_run(d: Path, old: RunInfo, new: RunInfo) -> None:
 
 # -- manifest reading/writing -----------------------------------------------------------------------
 def _rows_to_csv(rows: Iterable[dict], header: bool) -> str:
-    buf = io.StringIO()
+    buf = _StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n", extrasaction="raise")
     if header:
         w.writeheader()
@@ -344,7 +271,7 @@ def _read_rows(path: Path) -> list[dict]:
                            "delete it and rerun the batch command (existing images are re-rendered).") from e
     if not text:
         raise DatasetError(f"{path}: empty file (no header); delete it and rerun the batch command.")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(_StringIO(text, newline=""))
     try:
         header = next(reader)
     except csv.Error as e:
@@ -718,7 +645,7 @@ class DatasetWriter:
 
 
 def _palette_csv(class_names: Sequence[str]) -> str:
-    buf = io.StringIO()
+    buf = _StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["id", "name", "color"])
     for i, (name, (r, g, b)) in enumerate(zip(class_names, class_palette(class_names))):

@@ -5,13 +5,14 @@ happens here, when saving or displaying, never inside a model or `render`.
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+
+from .io import save_png as io_save_png
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -46,10 +47,4 @@ def grid(rows: Sequence[Sequence[Image.Image]], row_labels: Sequence[str] | None
 
 def save_png(image: Image.Image, path: str | Path) -> Path:
     """Write a PNG atomically (no half-written file is ever visible under `path`)."""
-    from .dataset import atomic_write_bytes
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    return io_save_png(image, path)

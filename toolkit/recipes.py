@@ -26,7 +26,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -39,6 +38,7 @@ from . import masks as M
 from .checkpoints import sha256_file
 from .engine import Blend, LabelSwap, render
 from .images import to_uint8
+from .io import atomic_write_bytes
 from .sampling import derive_seed, sample_latents
 
 SCHEMA_ID = "https://neural-collage-toolkit.invalid/recipe.schema.json"
@@ -1227,18 +1227,7 @@ def dump_recipe(data: dict) -> str:
 
 
 def _atomic_write(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, payload, make_parents=True)
 
 
 def _walk_regions(data: dict):
