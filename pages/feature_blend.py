@@ -7,7 +7,7 @@ import torch
 
 from toolkit.masks import MaskFileError, load_mask_file, resize_weights
 from toolkit.recipes import BLEND_PRESETS, blend_preset
-from toolkit.ui import widgets as W
+from toolkit.ui import photo_source, widgets as W
 from toolkit.ui.recipe_builder import blend_recipe
 from toolkit.ui.strokes import PALETTE, overlay, strokes_to_weights
 
@@ -20,6 +20,8 @@ W.sidebar(page_default=W.DEFAULT_MODEL)
 st.title("Feature blend")
 gen, key = W.require_model()
 dev = W.device()
+if photo_source.chosen("blend"):
+    photo_source.feature_blend(gen, key, dev), st.stop()
 res, n_points = gen.resolution, gen.n_blend_points
 names = gen.class_names if gen.n_classes else []
 

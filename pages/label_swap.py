@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from toolkit.ui import widgets as W
+from toolkit.ui import photo_source, widgets as W
 from toolkit.ui.recipe_builder import swap_recipe
 from toolkit.ui.strokes import PALETTE, overlay, strokes_to_weights
 
@@ -19,6 +19,8 @@ if not gen.n_classes:
     st.page_link("pages/feature_blend.py", label="Go to Feature blend", icon=":material/join_inner:")
     st.stop()
 
+if photo_source.chosen("swap"):
+    photo_source.label_swap(gen, key, dev), st.stop()
 names = gen.class_names
 res = gen.resolution
 

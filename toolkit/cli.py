@@ -111,6 +111,58 @@ def _cmd_merge(args) -> int:
     return 0
 
 
+def _cmd_project(args) -> int:
+    import csv
+    import io
+    from pathlib import Path
+    from .io import atomic_write_text, save_png
+    from .images import to_uint8
+    from .loading import load_generator
+    from .photos import load_photo
+    from .projection import project
+    photos = [load_photo(p) for p in args.photos]           # confined to the current directory
+    gen = load_generator(args.model, device=args.device)
+    out = Path(args.out)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["photo", "sha256", "crop_x", "crop_y", "crop_size", "psnr_db", "class"])
+    for i in range(0, len(photos), args.batch_size):
+        chunk = photos[i:i + args.batch_size]
+        p = project(gen, chunk, steps=args.steps, point=args.point, seed=args.seed)
+        for k, (ph, rec) in enumerate(zip(chunk, to_uint8(p.reconstruction))):
+            stem = Path(ph.name).with_suffix("").as_posix().replace("/", "__")
+            save_png(rec, out / f"{stem}_reconstruction.png")
+            save_png(to_uint8(p.target[k:k + 1])[0], out / f"{stem}_crop.png")
+            c = p.crops[k]
+            cls = gen.class_names[p.classes[k]] if p.classes is not None else ""
+            w.writerow([ph.name, ph.sha256, c.x, c.y, c.size, f"{float(p.psnr[k]):.2f}", cls])
+            print(f"{ph.name}: PSNR {float(p.psnr[k]):.2f} dB" + (f", looks like {cls!r}" if cls else "")
+                  + f" (crop {c.size}×{c.size} at x={c.x}, y={c.y})")
+    atomic_write_text(out / "projections.csv", buf.getvalue(), make_parents=True)
+    print(f"wrote {out}/*_reconstruction.png and {out / 'projections.csv'}")
+    return 0
+
+
+def _cmd_edit(args) -> int:
+    import numpy as np
+    from .composite import edit_photo
+    from .engine import LabelSwap
+    from .io import save_png
+    from .loading import load_generator
+    from .photos import load_photo, region_mask
+    photo = load_photo(args.photo)
+    w, h = photo.size
+    region = region_mask(args.region, w, h)
+    gen = load_generator(args.model, device=args.device)
+    e = edit_photo(gen, photo, swap=LabelSwap([args.swap], region[None]), blend=args.blend,
+                   steps=args.steps, point=args.point, seed=args.seed)
+    path = save_png(e.image, args.out)
+    mask_path = save_png((e.mask * 255).astype(np.uint8), path.with_name(path.stem + "_mask.png"))
+    print(f"wrote {path} and {mask_path} (projection PSNR {e.psnr:.2f} dB; {int(e.mask.sum())} of {w * h} "
+          f"pixels may differ from the photo, all others are unchanged)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m toolkit", description="Neural Collage Toolkit")
     sub = p.add_subparsers(dest="command", required=True)
@@ -149,6 +201,28 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("merge", help="merge shard parts (and other dataset dirs of the same run) into DIR")
     g.add_argument("dirs", nargs="+", metavar="DIR", help="target dataset dir, then optional dirs to merge into it")
     g.set_defaults(func=_cmd_merge)
+
+    for name, helptext in (("project", "project photos into a model: reconstructions, PSNR and the chosen class"),
+                           ("edit", "label-swap a region of a photo and composite it back (Poisson)")):
+        c = sub.add_parser(name, help=helptext)
+        if name == "project":
+            c.add_argument("photos", nargs="+", metavar="PHOTO", help="photo files inside the current directory")
+            c.add_argument("--out", required=True, help="output folder (reconstructions + projections.csv)")
+            c.add_argument("--batch-size", type=int, default=16, help="photos per optimisation batch (default 16)")
+        else:
+            c.add_argument("photo", metavar="PHOTO", help="a photo file inside the current directory")
+            c.add_argument("--swap", required=True, metavar="CLASS", help="class to paint into the region (name or id)")
+            c.add_argument("--region", required=True, help="rect:X0,Y0,X1,Y1 or ellipse:CX,CY,W,H (0..1 of the "
+                           "photo), or a mask image (white = edit)")
+            c.add_argument("--out", required=True, help="output PNG (the mask goes beside it as NAME_mask.png)")
+            c.add_argument("--blend", default="poisson", choices=["poisson", "feather"])
+        c.add_argument("--model", required=True, help="zoo name or weights path")
+        c.add_argument("--steps", default="default", help="projection preset: default or fast")
+        c.add_argument("--point", type=int, default=None, help="blend point of the inverted features "
+                       "(default: the model's; edits act after it)")
+        c.add_argument("--seed", type=int, default=0)
+        c.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+        c.set_defaults(func=_cmd_project if name == "project" else _cmd_edit)
     return p
 
 

@@ -1,0 +1,108 @@
+"""Projections cached on disk, one file per photo, so a resumed run or a second recipe over the same
+photos does not redo them (projection is the slow step: seconds per photo on a CPU).
+
+Key: sha256 of (model sha256, photo sha256, projection settings, format version). A file is a
+safetensors archive of the projection's tensors plus its crop and settings as metadata, written
+atomically (`io.atomic_path`). Files are read with safetensors only (no pickles).
+
+Determinism: `ensure` projects missing photos in fixed chunks of the *whole* photo list and every
+caller renders from tensors *loaded back from the file*, so a first run and a resume that finds
+some files present render from identical numbers (byte-identical datasets).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from .io import atomic_path, fsync_dir
+from .photos import Photo
+from .projection import Crop, Projection, ProjectionSettings, default_point, project
+
+FORMAT = 1
+CHUNK = 16          # photos per optimisation batch (fixed: the chunk composition is part of the result)
+
+
+def cache_key(model_sha256: str, photo_sha256: str, settings: ProjectionSettings) -> str:
+    blob = json.dumps({"format": FORMAT, "model": model_sha256, "photo": photo_sha256,
+                       "settings": settings.to_json()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _model_sha(generator) -> str:
+    if generator.provenance is None:
+        raise ValueError("projection caching needs the model's sha256: load it with toolkit.load_generator")
+    return generator.provenance.sha256
+
+
+def save_projection(p: Projection, path: Path) -> None:
+    """One row of a projection → a safetensors file (atomic)."""
+    if len(p) != 1:
+        raise ValueError("save_projection stores one photo's projection")
+    feats = p.features if isinstance(p.features, tuple) else (p.features,)
+    tensors = {"z": p.z, "reconstruction": p.reconstruction, "target": p.target, "psnr": p.psnr}
+    if p.class_vector is not None:
+        tensors["class_vector"] = p.class_vector
+    tensors.update({f"features.{i}": t for i, t in enumerate(feats)})
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    meta = {"crop": json.dumps(p.crops[0].to_json()), "settings": json.dumps(p.settings.to_json()),
+            "point": str(p.point), "tuple": str(isinstance(p.features, tuple)), "format": str(FORMAT)}
+    with atomic_path(path, make_parents=True) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def load_projection(path: Path, device) -> Projection:
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    t = {k: v.to(device) for k, v in load_file(str(path)).items()}
+    feats = [t[f"features.{i}"] for i in range(sum(k.startswith("features.") for k in t))]
+    return Projection(z=t["z"], class_vector=t.get("class_vector"), point=int(meta["point"]),
+                      features=tuple(feats) if meta["tuple"] == "True" else feats[0],
+                      reconstruction=t["reconstruction"], target=t["target"], psnr=t["psnr"].cpu(),
+                      crops=[Crop(**json.loads(meta["crop"]))],
+                      settings=ProjectionSettings(**json.loads(meta["settings"])))
+
+
+class ProjectionCache:
+    """`folder/<key>.safetensors` per (model, photo, settings)."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+
+    @staticmethod
+    def resolved(generator, settings: ProjectionSettings) -> ProjectionSettings:
+        """The settings with the default point filled in (the key names the point actually used)."""
+        return settings if settings.point is not None else replace(settings, point=default_point(generator))
+
+    def path(self, generator, photo: Photo, settings: ProjectionSettings) -> Path:
+        settings = self.resolved(generator, settings)
+        return self.folder / f"{cache_key(_model_sha(generator), photo.sha256, settings)}.safetensors"
+
+    def ensure(self, generator, photos: Sequence[Photo], settings: ProjectionSettings,
+               progress: Callable[[int, int], None] | None = None) -> list[Path]:
+        """Project the photos whose files are missing (chunks of CHUNK over the whole list); return all paths."""
+        settings = self.resolved(generator, settings)
+        paths = [self.path(generator, ph, settings) for ph in photos]
+        todo = sorted({i // CHUNK for i, p in enumerate(paths) if not p.exists()})
+        for n, c in enumerate(todo):
+            idx = list(range(c * CHUNK, min(len(photos), (c + 1) * CHUNK)))
+            proj = project(generator, [photos[i] for i in idx], steps=settings, point=settings.point,
+                           seed=settings.seed)
+            for k, i in enumerate(idx):
+                if not paths[i].exists():
+                    save_projection(proj.rows([k]), paths[i])
+            fsync_dir(self.folder)
+            if progress:
+                progress(n + 1, len(todo))
+        return paths
+
+    def load(self, generator, photos: Sequence[Photo], settings: ProjectionSettings) -> list[Projection]:
+        paths = self.ensure(generator, photos, settings)
+        return [load_projection(p, generator.device) for p in paths]
