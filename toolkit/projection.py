@@ -131,7 +131,7 @@ def _one_image(img) -> torch.Tensor:
     if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
         raise ValueError(f"photos must be uint8 [H, W, 3] arrays, RGB PIL images or a [B, 3, H, W] tensor in "
                          f"[-1, 1]; got {a.dtype} {list(a.shape)}")
-    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float() / 127.5 - 1
+    return torch.from_numpy(np.array(a)).permute(2, 0, 1).float() / 127.5 - 1
 
 
 def prepare_images(images, resolution: int) -> tuple[torch.Tensor, list[Crop]]:
