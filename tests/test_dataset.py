@@ -18,6 +18,7 @@ from PIL import Image
 
 from toolkit import dataset as ds
 from toolkit import io as tio
+from toolkit.dataset import locks, manifest
 from toolkit.dataset import (COLUMNS, DatasetError, DatasetLockedError, DatasetWriter, RunInfo, export_subset,
                              manifest_lock, merge, read_manifest, update_review)
 
@@ -124,9 +125,9 @@ def test_unconditional_layout_has_no_label_maps(tmp_path):
 
 def test_png_bytes_are_deterministic_and_16bit_label_maps_for_many_classes():
     v = fake_variant(3)
-    assert ds.encode_png(v.image) == ds.encode_png(v.image.copy())
+    assert tio.encode_png(v.image) == tio.encode_png(v.image.copy())
     many = np.arange(300 * 4, dtype=np.int64).reshape(30, 40) % 1000
-    im = Image.open(__import__("io").BytesIO(ds.encode_png(many, ds.class_palette([f"c{i}" for i in range(1000)]))))
+    im = Image.open(__import__("io").BytesIO(tio.encode_png(many, ds.class_palette([f"c{i}" for i in range(1000)]))))
     assert im.mode.startswith("I") and np.array_equal(np.asarray(im).astype(np.int64), many)
 
 
@@ -201,9 +202,10 @@ def test_read_only_copy_can_be_read(tmp_path, monkeypatch):
     def read_only(path, mode, what):
         raise OSError(errno.EROFS, "Read-only file system", str(path))
 
-    monkeypatch.setattr(ds, "_lock_fd", read_only)   # what a read-only mount does to the lock file
+    monkeypatch.setattr(locks, "lock_fd", read_only)   # what a read-only mount does to the lock file
     assert len(read_manifest(tmp_path / "ds")) == 2
-    with pytest.raises(OSError, match="Read-only"):
+    # issue 13: a clear DatasetError (was a raw OSError), still naming the cause
+    with pytest.raises(DatasetError, match="Read-only.*Nothing was changed"):
         update_review(tmp_path / "ds", {"images/000000.png": "accepted"})
 
 
@@ -302,7 +304,7 @@ def test_review_while_a_runner_appends_loses_no_rows(tmp_path):
 
         def appender():
             for i in range(1, n):   # rows only (files are irrelevant to the race)
-                w.commit([{**template, "variant_index": str(i), "file_name": f"images/{i:06d}.png"}])
+                w.commit([{**template, "variant_index": str(i), **ds.layout_files(i, CLASSES, True)}])
 
         t = threading.Thread(target=appender)
         t.start()
@@ -417,12 +419,12 @@ def test_append_after_a_half_written_append_repairs_first(tmp_path):
         w.begin(run_info())
         w.commit([w.write_variant(fake_variant(0))])
         row1 = w.write_variant(fake_variant(1))
-        line = ds._rows_to_csv([row1], header=False)
+        line = manifest.rows_to_csv([row1], header=False)
         with open(tmp_path / "metadata.csv", "a") as f:     # a full disk stopped this append mid-line
             f.write(line[: len(line) // 2])
         w.commit([w.write_variant(fake_variant(2))])
     assert read_manifest(tmp_path)["variant_index"].tolist() == [0, 2]
     big = tmp_path / "big.csv"
     big.write_bytes(b"h\n" + b"x" * 200_000)        # torn tail longer than one read block
-    ds._repair_torn_tail(big)
+    manifest.repair_torn_tail(big)
     assert big.read_bytes() == b"h\n"
