@@ -4,7 +4,7 @@ Rendering is batched on the device (`recipes.render_variants`, one engine pass p
 PNG encoding and the atomic, fsynced writes run in a thread pool (Pillow's zlib encoder and
 file I/O release the GIL) while the main thread renders the next batch, so the device does not
 wait for the disk. Rows are committed batch by batch in variant order, after their files are
-durable; the layout, locking and resume rules live in `toolkit.dataset`.
+durable; the layout, locking and resume rules live in `toolkit.dataset` (writer).
 
 Variant i depends only on (recipe, seed, i), so a run can be split: `shard=(K, N)` renders the
 indices i with i % N == K. Under torchrun (RANK/WORLD_SIZE set) each process takes its shard
@@ -284,6 +284,6 @@ def _drain_after_error(ds: DatasetWriter, pending) -> None:
                 pass
         try:
             ds.commit(rows)
-        except OSError:
+        except (OSError, DatasetError):     # commit reports a failing disk as DatasetError
             log.exception("could not commit finished variants after an error; a rerun re-renders them")
             return
