@@ -78,12 +78,7 @@ def rows_to_csv(rows: Iterable[dict], header: bool) -> str:
 
 
 # -- reading ------------------------------------------------------------------------------------------
-def read_rows(path: Path, *, torn_tail: str = "error") -> list[dict]:
-    """Rows of a manifest (or part) as dicts of strings; DatasetError naming the line if corrupt.
-
-    torn_tail="ignore" skips a partial last line (no final newline) with a log note instead of
-    failing: for readers that must not modify the file (merge sources), where resume would cut it.
-    """
+def _manifest_text(path: Path, torn_tail: str) -> str:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -96,6 +91,20 @@ def read_rows(path: Path, *, torn_tail: str = "error") -> list[dict]:
         log.warning("%s: ignoring a partial last line (%d bytes) left by an interrupted write; rerunning the batch "
                     "command there cuts it and renders that variant again", path, len(text) - keep)
         text = text[:keep]
+    return text
+
+
+def read_rows(path: Path, *, torn_tail: str = "error") -> list[dict]:
+    """Rows of a manifest (or part) as dicts of strings; DatasetError naming the line if corrupt.
+
+    torn_tail="ignore" skips a partial last line (no final newline) with a log note instead of
+    failing: for readers that must not modify the file (merge sources, the Review page), where a
+    resume would cut it.
+    """
+    return _parse_rows(path, _manifest_text(path, torn_tail))
+
+
+def _parse_rows(path: Path, text: str) -> list[dict]:
     reader = csv.reader(StringIO(text, newline=""))
     try:
         header = next(reader)
@@ -140,6 +149,7 @@ def read_manifest(out_dir: str | os.PathLike) -> pd.DataFrame:
     """DIR/metadata.csv as a pandas DataFrame (JSON columns stay strings; `json.loads` them).
 
     DatasetError if the directory has no manifest or it is corrupt (the message names the line).
+    A torn last line (a run killed mid-append, cut when it resumes) is left out with a log note.
     """
     d = Path(out_dir)
     path = d / MANIFEST
@@ -148,11 +158,12 @@ def read_manifest(out_dir: str | os.PathLike) -> pd.DataFrame:
                f"{d}`)" if (d / PARTS).is_dir() else ""
         raise DatasetError(f"{path}: no manifest here{hint}. Is {d} the --out directory of a batch run?")
     with read_lock(d):
-        read_rows(path)  # validates, with line numbers
-        str_cols = [c for c in COLUMNS if c not in ("label_id", "variant_index", "variant_seed", "locality")]
-        df = pd.read_csv(path, dtype={c: str for c in str_cols} | {"label_id": "int64", "variant_index": "int64",
-                                                                   "variant_seed": "int64"},
-                         keep_default_na=False, na_values={"locality": [""]})
+        text = _manifest_text(path, torn_tail="ignore")   # a killed run's torn line is not a row yet
+    _parse_rows(path, text)  # validates, with line numbers
+    str_cols = [c for c in COLUMNS if c not in ("label_id", "variant_index", "variant_seed", "locality")]
+    df = pd.read_csv(StringIO(text, newline=""), dtype={c: str for c in str_cols} | {
+        "label_id": "int64", "variant_index": "int64", "variant_seed": "int64"},
+        keep_default_na=False, na_values={"locality": [""]})
     df["locality"] = pd.to_numeric(df["locality"], errors="coerce")
     return df
 
