@@ -546,3 +546,22 @@ def test_merge_accepts_a_torn_last_line(tmp_path):
     m = a / "metadata.csv"
     m.write_bytes(m.read_bytes() + b"images/000009.png,re")
     assert merge(a).rows == 5 and m.read_bytes().endswith(b"\n")
+
+
+def test_run_info_from_provenance_and_older_run_info(tmp_path):
+    from toolkit.provenance import Provenance
+    base = {k: v for k, v in run_info().__dict__.items()
+            if k not in ("model_id", "model_sha256", "model_license", "model_source", "model_nonfinite")}
+    info = RunInfo.from_provenance(Provenance("tiny", "b" * 64, "zoo", "MIT", ("stem.weight",)), **base)
+    assert (info.model_id, info.model_sha256, info.model_license, info.model_source) == ("tiny", "b" * 64, "MIT", "zoo")
+    write_run(tmp_path / "nan", range(2), info=info)
+    assert "NaN or infinite values in 1 tensor(s) (e.g. `stem.weight`)" in (tmp_path / "nan" / "README.md").read_text()
+    write_run(tmp_path / "ok", range(2))
+    assert "NaN" not in (tmp_path / "ok" / "README.md").read_text()
+    # a dataset.json written before these fields existed still loads (and resumes)
+    old = json.loads((tmp_path / "ok" / "dataset.json").read_text())
+    del old["model_source"], old["model_nonfinite"]
+    (tmp_path / "ok" / "dataset.json").write_text(json.dumps(old))
+    assert RunInfo.load(tmp_path / "ok" / "dataset.json").model_nonfinite == []
+    write_run(tmp_path / "ok", range(3))
+    assert len(read_manifest(tmp_path / "ok")) == 3

@@ -61,6 +61,9 @@ def render_card(info: RunInfo, rows: list[dict]) -> str:
         f"| variants | {variants_line(info.count, sorted(int(r['variant_index']) for r in rows))} |",
         f"| toolkit | {info.toolkit_version} |",
         "",
+        *([f"**Warning:** the model's weights hold NaN or infinite values in {len(info.model_nonfinite)} "
+           f"tensor(s) (e.g. `{_md_cell(info.model_nonfinite[0])}`); its images may be blank or broken. "
+           "Check the weights file before training on this dataset.", ""] if info.model_nonfinite else []),
         "## Made with",
         "",
         "```bash",

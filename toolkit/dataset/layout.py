@@ -35,6 +35,7 @@ from typing import Mapping, Sequence
 from PIL import ImageColor
 
 from .. import io as tio
+from ..provenance import Provenance
 
 MANIFEST = "metadata.csv"
 CARD = "README.md"
@@ -169,6 +170,15 @@ class RunInfo:
     toolkit_version: str
     commands: list[str] = field(default_factory=list)
     shards: dict = field(default_factory=dict)      # {"n": N} while a sharded run has unmerged parts
+    model_source: str = ""                           # Provenance.source: "zoo" or "file" ("" in older datasets)
+    model_nonfinite: list[str] = field(default_factory=list)   # weight tensors holding NaN/inf: the card warns
+
+    @classmethod
+    def from_provenance(cls, provenance: Provenance, **fields) -> "RunInfo":
+        """The run info of a generator loaded by `load_generator` (its one Provenance record)."""
+        return cls(model_id=provenance.model_id, model_sha256=provenance.sha256,
+                   model_license=provenance.license or "", model_source=provenance.source,
+                   model_nonfinite=list(provenance.nonfinite), **fields)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
