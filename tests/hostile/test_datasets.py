@@ -326,3 +326,47 @@ def test_disk_full_while_appending_says_where_and_how_to_resume(tmpfs, sentinel)
     for i in range(20):
         assert np.array_equal(np.asarray(Image.open(d / f"images/{i:06d}.png")), variant(i).image)
     assert sentinel.unchanged()
+
+
+RECIPE = """\
+name: hostile-swap
+model: tiny
+seed: 3
+count: 40
+source:
+  classes: all
+edits:
+  - label_swap:
+      to: {choice: [blue, yellow]}
+      region: {shape: rectangle, box: [0.2, 0.2, 0.7, 0.7]}
+      stages: [0, 2]
+output:
+  save_source: true
+"""
+
+
+def test_batch_run_on_a_full_disk_then_resume_is_byte_identical(tmpfs, tmp_path, sentinel):
+    import torch
+    from toolkit.batch import run_batch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        recipe = tmp_path / "r.yaml"
+        recipe.write_text(RECIPE)
+        mnt = tmpfs("disk", "256k")
+        with pytest.raises(DatasetError) as e:
+            run_batch(recipe, mnt / "ds", count=40, batch_size=4, device="cpu", command="c")
+        msg = str(e.value)
+        assert str(mnt / "ds") in msg and "No space left on device" in msg and "rerun the same command" in msg
+        kept = read_manifest(mnt / "ds")["variant_index"].tolist()
+        assert 0 < len(kept) < 40 and kept == list(range(len(kept)))
+        subprocess.run(["mount", "-o", "remount,size=8m", str(mnt)], check=True)
+        s = run_batch(recipe, mnt / "ds", count=40, batch_size=4, device="cpu", command="c")
+        assert s.complete and s.skipped == len(kept)
+        run_batch(recipe, tmp_path / "ref", count=40, batch_size=4, device="cpu", command="c")
+    finally:
+        torch.set_num_threads(threads)
+    files = lambda d: {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*"))
+                       if p.is_file() and not p.name.startswith(".")}
+    assert files(mnt / "ds") == files(tmp_path / "ref")
+    assert sentinel.unchanged()
