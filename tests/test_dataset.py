@@ -454,7 +454,10 @@ def test_select_rows_and_parse_where(tmp_path):
 
 
 def test_review_cli_from_csv_and_by_filter(tmp_path, capsys):
-    from toolkit.cli import main
+    from toolkit.cli import build_parser, main
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices
+    for cmd, flag in (("review", "set"), ("export", "status")):
+        assert tuple(next(a for a in sub[cmd]._actions if a.dest == flag).choices) == ds.REVIEW_STATES
     d = tmp_path / "ds"
     write_run(d, range(6))
     review = tmp_path / "review.csv"
