@@ -209,6 +209,8 @@ def test_a_folder_that_only_looks_like_a_dataset_is_never_written(tmp_path, sent
     before = tree(home)
     assert main(["merge", str(home), str(real)]) == 1
     assert "no dataset.json" in capsys.readouterr().err
+    with pytest.raises(DatasetError, match="no dataset.json.*not rewritten"):
+        update_review(home, {"images/000000.png": "accepted"})
     # a marker that is a link is no marker
     (home / "dataset.json").symlink_to(real / "dataset.json")
     before = tree(home)

@@ -187,6 +187,9 @@ def update_review(out_dir: str | os.PathLike, status: dict[str, str]) -> int:
     path = d / MANIFEST
     if not path.is_file():
         raise DatasetError(f"{path}: no manifest here; is {d} the --out directory of a batch run?")
+    if not is_dataset(d):
+        raise DatasetError(f"{d}: not a dataset made by this toolkit (no {INFO}); its metadata.csv is not "
+                           "rewritten. Reviews are saved only in dataset folders written by the batch runner.")
     try:
         with manifest_lock(d):
             repair_torn_tail(path)
