@@ -26,11 +26,11 @@ import pandas as pd
 
 from .. import io as tio
 from .card import write_card
-from .layout import (FILE_COLUMNS, FILE_DIRS, INFO, LABEL_MAPS, MANIFEST, PALETTE, PARTS, REVIEW_STATES,
-                     DatasetError, RunInfo, _short, check_is_dataset_or_empty, check_out_dir, check_same_run,
-                     is_dataset, resolve_inside, resolve_row_file)
+from .layout import (FILE_COLUMNS, FILE_DIRS, INFO, MANIFEST, PALETTE, PARTS, REVIEW_STATES, DatasetError,
+                     RunInfo, check_is_dataset_or_empty, check_out_dir, check_same_run, is_dataset, quote_value,
+                     resolve_inside, resolve_row_file)
 from .locks import manifest_lock, read_lock, runner_lock
-from .manifest import (COLUMNS, combine, merge_parts_locked, read_manifest, read_rows, repair_torn_tail,
+from .manifest import (combine, merge_parts_locked, read_manifest, read_rows, repair_torn_tail,
                        rows_to_csv, write_manifest)
 from .writer import clean_orphans
 
@@ -183,7 +183,8 @@ def update_review(out_dir: str | os.PathLike, status: dict[str, str]) -> int:
     bad = {k: v for k, v in status.items() if v not in REVIEW_STATES}
     if bad:
         k, v = next(iter(bad.items()))
-        raise DatasetError(f"review status {_short(str(v))} for {_short(str(k))}: allowed are {', '.join(REVIEW_STATES)}")
+        raise DatasetError(f"review status {quote_value(str(v))} for {quote_value(str(k))}: "
+                           f"allowed are {', '.join(REVIEW_STATES)}")
     path = d / MANIFEST
     if not path.is_file():
         raise DatasetError(f"{path}: no manifest here; is {d} the --out directory of a batch run?")
@@ -197,7 +198,7 @@ def update_review(out_dir: str | os.PathLike, status: dict[str, str]) -> int:
             by_name = {r["file_name"]: r for r in rows}
             unknown = [k for k in status if k not in by_name]
             if unknown:
-                raise DatasetError(f"{path}: no row with file_name {_short(str(unknown[0]))}"
+                raise DatasetError(f"{path}: no row with file_name {quote_value(str(unknown[0]))}"
                                    + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
                                    + "; file names are relative to the dataset directory, e.g. images/000000.png")
             changed = 0
@@ -228,7 +229,7 @@ def review_statuses_from_csv(csv_path: str | os.PathLike) -> dict[str, str]:
     reader = csv.DictReader(StringIO(text, newline=""))
     if not reader.fieldnames or not {"file_name", "review"} <= set(reader.fieldnames):
         raise DatasetError(f"{p}: line 1: a review file needs the columns file_name,review (found "
-                           f"{_short(','.join(reader.fieldnames or []))})")
+                           f"{quote_value(','.join(reader.fieldnames or []))})")
     out: dict[str, str] = {}
     try:
         for r in reader:
@@ -236,10 +237,10 @@ def review_statuses_from_csv(csv_path: str | os.PathLike) -> dict[str, str]:
             if not name and not state:
                 continue
             if state not in REVIEW_STATES:
-                raise DatasetError(f"{p}: line {reader.line_num}: review {_short(state)} is not one of "
+                raise DatasetError(f"{p}: line {reader.line_num}: review {quote_value(state)} is not one of "
                                    f"{', '.join(REVIEW_STATES)}")
             if out.get(name, state) != state:
-                raise DatasetError(f"{p}: line {reader.line_num}: {_short(name)} is set to both {out[name]} and "
+                raise DatasetError(f"{p}: line {reader.line_num}: {quote_value(name)} is set to both {out[name]} and "
                                    f"{state}; keep one line per file")
             out[name] = state
     except csv.Error as e:
@@ -269,9 +270,9 @@ def parse_where(text: str) -> Where:
             try:
                 x = float(value)
             except ValueError:
-                raise DatasetError(f"--where {_short(text)}: {value!r} is not a number") from None
+                raise DatasetError(f"--where {quote_value(text)}: {value!r} is not a number") from None
             return Where(col, lo=x) if op == ">=" else Where(col, hi=x)
-    raise DatasetError(f"--where {_short(text)}: expected COLUMN=VALUE, COLUMN>=NUMBER or COLUMN<=NUMBER, "
+    raise DatasetError(f"--where {quote_value(text)}: expected COLUMN=VALUE, COLUMN>=NUMBER or COLUMN<=NUMBER, "
                        "e.g. label=red or locality<=0.1")
 
 
@@ -282,7 +283,8 @@ def select_rows(df: pd.DataFrame, where: Iterable[Where]) -> pd.DataFrame:
     by_col: dict[str, list[Where]] = {}
     for w in where:
         if w.column not in df.columns:
-            raise DatasetError(f"no column {_short(w.column)} in the manifest; columns are {', '.join(df.columns)}")
+            raise DatasetError(f"no column {quote_value(w.column)} in the manifest; "
+                               f"columns are {', '.join(df.columns)}")
         by_col.setdefault(w.column, []).append(w)
     for col, ws in by_col.items():
         s = df[col]
@@ -293,7 +295,7 @@ def select_rows(df: pd.DataFrame, where: Iterable[Where]) -> pd.DataFrame:
                 try:
                     mask &= s.isin([float(v) for v in values])
                 except ValueError:
-                    raise DatasetError(f"column {col} holds numbers; {_short(str(values))} is not one") from None
+                    raise DatasetError(f"column {col} holds numbers; {quote_value(str(values))} is not one") from None
             else:
                 mask &= s.astype(str).isin([str(v) for v in values])
         for w in ws:
@@ -360,7 +362,7 @@ def export_subset(out_dir: str | os.PathLike, dest_dir: str | os.PathLike, file_
     by_name = {r["file_name"]: r for r in rows}
     unknown = [k for k in wanted if k not in by_name]
     if unknown:
-        raise DatasetError(f"{src / MANIFEST}: no row with file_name {_short(str(unknown[0]))}"
+        raise DatasetError(f"{src / MANIFEST}: no row with file_name {quote_value(str(unknown[0]))}"
                            + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""))
     chosen = [by_name[k] for k in wanted]
     pairs = plan_copy(src, dest, chosen)

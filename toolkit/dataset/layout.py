@@ -87,7 +87,7 @@ def check_row_paths(row: Mapping[str, str], where: str) -> None:
         if value == expected[col] or (value == "" and col != "file_name"):
             continue
         raise DatasetError(
-            f"{where} (variant {i}): {col} {_short(value)} is not this dataset's path for variant {i} "
+            f"{where} (variant {i}): {col} {quote_value(value)} is not this dataset's path for variant {i} "
             f"({expected[col]}); a manifest may name only its own files inside the dataset folder. Nothing "
             "was read or copied. Restore metadata.csv from the run that wrote it (or delete that row).")
 
@@ -115,7 +115,7 @@ def resolve_row_file(d: str | os.PathLike, row: Mapping, column: str) -> Path | 
     return resolve_inside(Path(d), r[column], column) if r[column] else None
 
 
-def _short(value: str, limit: int = 80) -> str:
+def quote_value(value: str, limit: int = 80) -> str:
     """A manifest value quoted for a message, truncated (a crafted file may hold anything)."""
     return repr(value if len(value) <= limit else value[:limit] + "…")
 
