@@ -294,3 +294,26 @@ def test_label_swaps_may_have_their_own_stages(tmp_path):
     r = load_recipe(write(tmp_path, d))
     v = r.variant(0)
     assert v.edits[0].stages in ((0, 2), (1, 2)) and v.edits[2].stages == (2, 2)
+
+
+def test_model_info_from_npz_headers_and_biggan_config(tmp_path):
+    """Chainer .npz: shapes from the array headers (a compressed archive is not inflated);
+    BigGAN directory: config.json alone (no pytorch_model.bin needed)."""
+    from test_checkpoints import to_chainer_arrays
+    from toolkit.generators.sngan import SNGANConfig, SNGANGenerator, randomize
+    gen = randomize(SNGANGenerator(SNGANConfig(z_dim=8, n_classes=3, channels=[8, 8, 4])), seed=1).eval()
+    np.savez_compressed(tmp_path / "g.npz", **{f"updater/model:gen/{k}": v for k, v in to_chainer_arrays(gen).items()})
+    info = info_from_file(tmp_path / "g.npz", "g.npz")
+    assert (info.n_classes, info.n_stages, info.resolution) == (3, 2, 16)
+    assert info == info_from_generator(load_generator(str(tmp_path / "g.npz"), "cpu"), ref=str(tmp_path / "g.npz"),
+                                       name="g.npz")
+    d = tmp_path / "biggan"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"output_dim": 128, "z_dim": 128, "class_embed_dim": 128,
+                                               "channel_width": 128, "num_classes": 1000, "attention_layer_position": 8,
+                                               "layers": [[False, 16, 16], [True, 16, 16], [False, 16, 16],
+                                                          [True, 16, 8], [False, 8, 8], [True, 8, 4], [False, 4, 4],
+                                                          [True, 4, 2], [False, 2, 2], [True, 2, 1]]}))
+    info = info_from_file(d, "biggan")
+    assert (info.n_classes, info.n_stages, info.resolution, info.supports_truncation) == (1000, 10, 128, True)
+    assert info.class_id("Pomeranian") == 259

@@ -160,3 +160,32 @@ def test_fixed_mask_regions_stay_cached_random_ones_do_not(tmp_path):
     for i in range(10):
         edit_masks(r, r.variant(i), 32)
     assert len(r.rasters) == 1           # the fixed mask; the blob of edit 1 changes every variant
+
+
+def test_app_asks_before_replacing_a_recipe(tmp_path, monkeypatch):
+    """"Save as recipe" under an existing name: refused with a message (the file stays as it
+    was) until the user ticks "Replace"."""
+    from streamlit.testing.v1 import AppTest
+    from test_app import APP, PALETTE, ROOT, TIMEOUT, strokes
+    ws, rd = tmp_path / "ws", tmp_path / "recipes"
+    ws.mkdir()
+    rd.mkdir()
+    monkeypatch.setenv("NCT_WORKSPACE", str(ws))
+    monkeypatch.setenv("NCT_RECIPES_DIR", str(rd))
+    monkeypatch.chdir(ROOT)
+    (rd / "mine.yaml").write_text("# a user's recipe\n")
+    before = _snapshot(rd)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["model_choice"] = "tiny"
+    at.session_state["_model_picked"] = True
+    at.run()
+    at.session_state["blend_canvas"] = strokes([(PALETTE[0], (0, 0, 64, 64))])
+    at.run()
+    at.text_input(key="blend_recipe_name").input("mine")
+    at.button(key="FormSubmitter:blend_save-Save recipe").click().run()
+    assert not at.exception and at.error and "already exists" in at.error[0].value
+    assert _snapshot(rd) == before
+    at.checkbox(key="blend_replace").check()
+    at.button(key="FormSubmitter:blend_save-Save recipe").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert load_recipe(rd / "mine.yaml").name == "mine"

@@ -245,6 +245,8 @@ def save_recipe_form(prefix: str, build, *, gen, swap_classes: bool = False, ref
                                          key=f"{prefix}_source_classes")
             if reference_seeds:
                 rand_refs = st.checkbox("Random reference seed per variant", key=f"{prefix}_rand_refs")
+            replace = st.checkbox("Replace a recipe of the same name", key=f"{prefix}_replace",
+                                  help="Without this, saving under an existing name is refused")
             submitted = st.form_submit_button("Save recipe")
         if not submitted:
             return
@@ -252,7 +254,7 @@ def save_recipe_form(prefix: str, build, *, gen, swap_classes: bool = False, ref
                         extra_classes=list(extra), source_classes=list(sources), random_reference_seeds=rand_refs)
         try:
             data, masks = build(rnd, int(count), int(seed))
-            path = recipes.save_recipe(data, name.strip(), recipes_dir(), masks)
+            path = recipes.save_recipe(data, name.strip(), recipes_dir(), masks, overwrite=replace)
         except (EmptyDrawing, recipes.RecipeError) as e:
             st.error(str(e))
             return
