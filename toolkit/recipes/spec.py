@@ -18,8 +18,7 @@ import jsonschema
 
 from .schema import MAX_COUNT, SCHEMA
 
-Path_ = tuple          # a field path: keys and list indices
-Problem = tuple        # (path, message)
+Problem = tuple        # (field path: keys and list indices, message)
 
 
 class RecipeError(ValueError):
@@ -256,16 +255,13 @@ def _explain_any_of(e: jsonschema.ValidationError, out: list[Problem]) -> None:
 
 
 def _explain_value_in(v, allowed: list, path: tuple, out: list[Problem]) -> None:
+    what = describe({"type": "string", "enum": list(allowed)})
     if not isinstance(v, str):
-        out.append((path, f"expected {describe(string(allowed))}, got {type_name(v)}"))
+        out.append((path, f"expected {what}, got {type_name(v)}"))
         return
     close = difflib.get_close_matches(v, allowed, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    out.append((path, f"{v!r} is not allowed: use {describe(string(allowed))}.{hint}"))
-
-
-def string(enum) -> dict:
-    return {"type": "string", "enum": list(enum)}
+    out.append((path, f"{v!r} is not allowed: use {what}.{hint}"))
 
 
 def _explain_option(e: jsonschema.ValidationError, k: int, out: list[Problem]) -> None:
