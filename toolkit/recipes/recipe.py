@@ -176,7 +176,8 @@ def _model(model: str, base_dir: Path, generator, problems: list, warnings: list
         problems.append((path, f"cannot read model {model!r}: {e}"))
         return ref, None
     if info is None:
-        warnings.append(f"model: {model!r} cannot be described without loading it (a PyTorch file): model rules "
+        what = "its weights are not there" if ref in zoo.ZOO else "it is a PyTorch file"
+        warnings.append(f"model: {model!r} cannot be described without loading it ({what}): model rules "
                         "were not checked; the batch runner checks them after loading")
     else:
         info = dataclasses.replace(info, ref=ref, name=model)
