@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import __version__, pipeline
+from . import __version__, photo_variants, pipeline
 from .dataset import DatasetError, DatasetWriter, RunInfo
 from .devices import resolve_device
 from .loading import load_generator
@@ -158,6 +158,9 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
             class_names=list(gen.class_names) if gen.n_classes else [], count=count,
             save_source=_save_source(recipe), toolkit_version=__version__, commands=[command])
         ds.begin(info)
+        render_fn = pipeline.render_variants
+        if photo_variants.photo_spec(recipe):    # source.images: project the photos first (cached in the dataset)
+            render_fn = photo_variants.batch_renderer(gen, recipe, ds.dir / "projections")
         mine = range(count) if shard is None else range(shard[0], count, shard[1])   # never a list of count
         skipped = sum(1 for i in ds.done if i in mine)
         log.info("%s: %d variants for this run, %d already done, %d to render on %s (batch %d, %d writers)",
@@ -180,7 +183,7 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
                         stopped = True
                         break
                     t = time.perf_counter()
-                    rendered = [rv for rv in _render(pipeline.render_variants, gen, recipe, chunk, state, ds.done)
+                    rendered = [rv for rv in _render(render_fn, gen, recipe, chunk, state, ds.done)
                                 if rv.index not in ds.done]
                     state.render_seconds += time.perf_counter() - t
                     pending.append(([rv.index for rv in rendered], [pool.submit(ds.write_variant, rv)

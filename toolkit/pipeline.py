@@ -152,6 +152,9 @@ def render_variants(generator, recipe: Recipe, variants: list[Variant],
     A variant whose image is not finite comes back with `problem` set (and is not to be written)."""
     if not variants:
         return []
+    if (recipe.data.get("source") or {}).get("images"):
+        raise ValueError(f"recipe {recipe.name!r} edits photos (source.images): its variants render with "
+                         "toolkit.photo_variants after projection (the batch runner does this)")
     if masks is not None and len(masks) != len(variants):
         raise ValueError(f"got masks for {len(masks)} variants but {len(variants)} variants")
     info, gen = recipe.info, generator

@@ -52,22 +52,24 @@ def save_projection(p: Projection, path: Path) -> None:
         tensors["class_vector"] = p.class_vector
     tensors.update({f"features.{i}": t for i, t in enumerate(feats)})
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    meta = {"crop": json.dumps(p.crops[0].to_json()), "settings": json.dumps(p.settings.to_json()),
-            "point": str(p.point), "tuple": str(isinstance(p.features, tuple)), "format": str(FORMAT)}
+    # One metadata key: safetensors writes several in a per-process random (hash map) order, and
+    # a resumed dataset must be byte-identical, its projection files included.
+    meta = {"projection": json.dumps({"crop": p.crops[0].to_json(), "settings": p.settings.to_json(),
+                                      "point": p.point, "tuple": isinstance(p.features, tuple), "format": FORMAT},
+                                     sort_keys=True)}
     with atomic_path(path, make_parents=True) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 
 
 def load_projection(path: Path, device) -> Projection:
     with safe_open(str(path), "pt") as f:
-        meta = f.metadata()
+        meta = json.loads(f.metadata()["projection"])
     t = {k: v.to(device) for k, v in load_file(str(path)).items()}
     feats = [t[f"features.{i}"] for i in range(sum(k.startswith("features.") for k in t))]
     return Projection(z=t["z"], class_vector=t.get("class_vector"), point=int(meta["point"]),
-                      features=tuple(feats) if meta["tuple"] == "True" else feats[0],
+                      features=tuple(feats) if meta["tuple"] else feats[0],
                       reconstruction=t["reconstruction"], target=t["target"], psnr=t["psnr"].cpu(),
-                      crops=[Crop(**json.loads(meta["crop"]))],
-                      settings=ProjectionSettings(**json.loads(meta["settings"])))
+                      crops=[Crop(**meta["crop"])], settings=ProjectionSettings(**meta["settings"]))
 
 
 class ProjectionCache:

@@ -163,6 +163,10 @@ RECIPE_BODY = obj({
         "seeds": seq(num(0, MAX_SEED, integer=True), 1, MAX_PINNED_SEEDS,
                      description="Latent seeds of the first variants, in order (e.g. the source a recipe was "
                                  "designed on in the app); later variants draw their own."),
+        "images": string(description="Edit real photos instead of generated sources: a folder or glob inside "
+                                     "the recipe's folder; variant i edits photo i mod N (see docs/PHOTOS.md)"),
+        "projection": string(["default", "fast"], default="default",
+                             description="Projection preset for `images` (default: 300+200 steps, fast: 150+100)"),
     }, description="How source images are drawn: the class (uniform over `classes`), and truncation where the "
                    "model has it.", default={}),
     "edits": seq(EDIT, 1, description="Applied together in one render, in order (later regions cover earlier ones).",

@@ -1,0 +1,169 @@
+"""Recipes over real photos: `source: {images: DIR_OR_GLOB, projection: default|fast}`.
+
+Variant i edits photo `i mod N` (photos sorted by path) with the recipe's random edits, drawn
+exactly as for generated sources. Each photo is projected once (`ProjectionCache` in the
+dataset folder, keyed by model sha256, photo sha256 and projection settings); the variants
+resume from its inverted features (`engine.Start`), so
+
+- label swaps act on the stages after the projection point and blends at the points from it
+  on: a recipe's stage range or strengths reaching earlier are clipped there (the engine's
+  rule for a start point; the point is recorded with the photo in `params`);
+- the edited 64-px crop is composited back into the photo at the photo's size (Poisson), so
+  written images, masks and label maps are photo-sized and pixels outside the dilated edit
+  region are the photo's own bytes.
+
+The photo's class is its projection's soft class (argmax), not the class the recipe draws for
+generated sources: the label map's base class is what the photo looks like to the model.
+`params.source.image` records the photo (path relative to the recipe folder, sha256), crop,
+projection preset, point and PSNR. No file I/O here except reading the photos.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .composite import composite as composite_photo, to_photo_frame
+from .engine import Blend, Start, render
+from .images import to_uint8
+from .photos import Photo, find_photos, load_photo
+from .pipeline import (RenderedVariant, _swap, class_weight_maps, composite as cover, locality,
+                       prepare_masks)
+from .projection import PRESETS, Projection, ProjectionSettings
+from .projection_cache import ProjectionCache
+from .recipes import Recipe
+from .sampling import sample_latents
+from .recipes.variants import BlendEdit, LabelSwapEdit, Source, Variant
+
+
+def photo_spec(recipe: Recipe) -> dict | None:
+    """The recipe's `source.images` spec, or None for generated sources."""
+    src = recipe.data.get("source") or {}
+    return {"images": src["images"], "projection": src.get("projection", "default")} if src.get("images") else None
+
+
+@dataclass(frozen=True)
+class PhotoSet:
+    photos: tuple[Photo, ...]          # sorted by path; names relative to the recipe folder
+    preset: str
+    settings: ProjectionSettings
+
+    def for_variant(self, index: int) -> Photo:
+        return self.photos[index % len(self.photos)]
+
+
+def load_photo_set(recipe: Recipe) -> PhotoSet:
+    """Read the recipe's photos (confined to its folder; PhotoError with the reason otherwise)."""
+    spec = photo_spec(recipe)
+    if spec is None:
+        raise ValueError(f"recipe {recipe.name!r} has no photo source (source.images)")
+    if spec["projection"] not in PRESETS:
+        raise ValueError(f"recipe {recipe.name!r}: source.projection must be one of {sorted(PRESETS)}")
+    base = Path(recipe.base_dir)
+    photos = tuple(load_photo(p, base) for p in find_photos(spec["images"], base))
+    return PhotoSet(photos, spec["projection"], PRESETS[spec["projection"]])
+
+
+@dataclass
+class PhotoRenderedVariant(RenderedVariant):
+    photo_record: dict | None = None
+
+    @property
+    def params(self) -> dict:
+        p = self.variant.to_dict()
+        p["source"]["image"] = self.photo_record
+        return p
+
+
+def _clip_swap(swap, point: int):
+    if swap is not None:
+        stages = swap.stages.clone()
+        stages[..., :point] = False
+        swap = dataclasses.replace(swap, stages=stages)
+    return swap
+
+
+def render_photo_variants(generator, recipe: Recipe, variants: list[Variant], photo_set: PhotoSet,
+                          projections: dict[str, Projection]) -> list[PhotoRenderedVariant]:
+    """Render variants over photos (one batched engine call) and composite each into its photo.
+
+    `projections` maps a photo's name to its one-row projection (from `ProjectionCache.load`)."""
+    if not variants:
+        return []
+    gen, info, res = generator, recipe.info, generator.resolution
+    photos = [photo_set.for_variant(v.index) for v in variants]
+    projs = [projections[ph.name] for ph in photos]
+    point = projs[0].point
+    if any(p.point != point for p in projs):
+        raise ValueError("the photos' projections were made at different points; rebuild the projection cache")
+    base_ids = [p.classes[0] for p in projs] if info.n_classes else [None] * len(projs)
+    # The photo's own class replaces the drawn one (see the module docstring).
+    variants = [dataclasses.replace(v, source=Source(v.source.seed, info.class_names[c], c, None))
+                if c is not None else v for v, c in zip(variants, base_ids)]
+    per_masks = prepare_masks(recipe, variants, res)
+    z = torch.cat([p.z for p in projs])
+    cv = torch.cat([p.class_vector for p in projs]) if info.n_classes else None
+    feats = torch.cat([p.features for p in projs]) if not isinstance(projs[0].features, tuple) else \
+        tuple(torch.cat(ts) for ts in zip(*[p.features for p in projs]))
+    blends = []
+    blend_idx = [j for j, e in enumerate(variants[0].edits) if isinstance(e, BlendEdit)]
+    if blend_idx:
+        bm = [cover([ms[j] for j in blend_idx]) for ms in per_masks]
+        for n, j in enumerate(blend_idx):
+            refs = [v.edits[j].reference for v in variants]
+            zr = sample_latents(gen, [r.seed for r in refs])
+            yr = torch.tensor([r.class_id for r in refs], device=gen.device) if info.n_classes else None
+            strength = torch.tensor([v.edits[j].strength for v in variants], dtype=torch.float32)
+            strength[:, :point] = 0
+            blends.append(Blend(zr, torch.from_numpy(np.stack([m[n] for m in bm])).float(), strength, yr))
+    swap = _clip_swap(_swap(variants, per_masks, gen.n_stages), point)
+    edited = to_uint8(render(gen, z, cv, swap=swap, blends=blends, start=Start(point, feats)))
+    out = []
+    for k, (v, ph, pr, ms) in enumerate(zip(variants, photos, projs, per_masks)):
+        crop = pr.crops[0]
+        union = 1 - np.prod([1 - m for m in ms], axis=0) if ms else np.zeros((res, res), np.float32)
+        edit_photo_mask = to_photo_frame(union, crop)
+        image, region = composite_photo(ph.pixels, edited[k], crop, edit_photo_mask)
+        if info.n_classes:
+            small = class_weight_maps(info.n_classes, v, ms).argmax(0)
+            label_map = np.full(region.shape, base_ids[k], np.int64)
+            up = F.interpolate(torch.from_numpy(small)[None, None].float(), size=(crop.size, crop.size),
+                               mode="nearest")[0, 0].long().numpy()
+            label_map[crop.y:crop.y + crop.size, crop.x:crop.x + crop.size] = up
+            label_map = label_map.astype(np.uint8 if info.n_classes <= 256 else np.uint16)
+            counts = np.bincount(label_map.ravel(), minlength=info.n_classes)
+            soft = {info.class_names[c]: float(counts[c] / label_map.size) for c in np.nonzero(counts)[0]}
+            label_id = int(counts.argmax())
+            label, source_class = info.class_names[label_id], v.source.class_name
+        else:
+            label_map, source_class = None, None
+            label = recipe.data["output"].get("label") or recipe.name
+            label_id, soft = 0, {label: 1.0}
+        edit_classes = [e.to if isinstance(e, LabelSwapEdit) else e.reference.class_name for e in v.edits
+                        if isinstance(e, LabelSwapEdit) or e.reference.class_name is not None]
+        record = {"path": ph.name, "sha256": ph.sha256, "crop": [crop.x, crop.y, crop.size],
+                  "size": [crop.width, crop.height], "projection": photo_set.preset, "point": point,
+                  "psnr": round(float(pr.psnr[0]), 3)}
+        out.append(PhotoRenderedVariant(
+            variant=v, image=image, source_image=ph.pixels, label_map=label_map,
+            mask=(region * 255).astype(np.uint8), label=label, label_id=label_id, soft_label=soft,
+            source_class=source_class, edit_classes=edit_classes,
+            locality=locality(image, ph.pixels, edit_photo_mask), photo_record=record))
+    return out
+
+
+def batch_renderer(generator, recipe: Recipe, cache_dir: Path):
+    """For the batch runner: read the photos, make sure every projection is in `cache_dir` (the slow
+    step, once per photo), and return `render(generator, recipe, variants)` over them."""
+    photo_set = load_photo_set(recipe)
+    cache = ProjectionCache(cache_dir)
+    projections = {ph.name: p for ph, p in zip(photo_set.photos, cache.load(generator, photo_set.photos,
+                                                                           photo_set.settings))}
+
+    def render_fn(gen, rec, variants):
+        return render_photo_variants(gen, rec, variants, photo_set, projections)
+    return render_fn
