@@ -2,9 +2,12 @@
 
 Each row: the photo at its own size, the model's reconstruction of its centred square (64×64,
 PSNR in the label), the edit at model resolution, and the composited photo (Poisson) with the
-edit region outlined. Run from the repository root: `python docs/photos_picture.py`.
+edit region outlined. Run from the repository root: `python docs/photos_picture.py [POINT]`
+(POINT: the projection point; the default picture uses the model default, 2 = 16×16).
 """
 from __future__ import annotations
+
+import sys
 
 import torch
 from PIL import Image, ImageDraw
@@ -24,10 +27,11 @@ H = 160      # row height in the sheet
 
 
 def main() -> None:
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     gen = load_generator("terrain64", device="cpu")
     photos = [load_photo(p) for p, _ in EDITS]
-    proj = project(gen, photos)                      # one batch, default settings
+    point = int(sys.argv[1]) if len(sys.argv) > 1 else None     # default: the model's (2 = 16×16)
+    proj = project(gen, photos, point=point)         # one batch, default steps
     rows = []
     for k, (ph, (_, target)) in enumerate(zip(photos, EDITS)):
         w, h = ph.size
@@ -54,8 +58,9 @@ def main() -> None:
             sheet.paste(im, (x, y + top))
             x += im.width + pad
         y += H + top + pad
-    save_png(sheet, "docs/photos-before-after.png")
-    print("wrote docs/photos-before-after.png")
+    name = "docs/photos-before-after.png" if point is None else f"docs/photos-before-after-point{point}.png"
+    save_png(sheet, name)
+    print(f"wrote {name}")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ class ProjectionSettings:
     feature_steps: int = 200
     point: int | None = None          # None: the architecture default (see module docstring)
     latent_lr: float = 0.05
-    feature_lr: float = 0.02          # relative to the captured features' standard deviation
+    feature_lr: float = 0.02          # relative to each photo's captured-feature standard deviation
     gradient_weight: float = 0.5      # weight of the multi-scale image-gradient L1 term
     feature_pull: float = 1e-3        # L2 pull of the inverted features towards the latent phase's
     seed: int = 0
@@ -262,14 +262,17 @@ def project(generator, images, y=None, *, steps=None, point: int | None = None, 
         h0 = feats[p]
         parts = list(h0) if isinstance(h0, tuple) else [h0]
         anchors = [t.detach().clone() for t in parts]
-        hs = [t.detach().clone().requires_grad_(True) for t in parts]
-        scale = [float(t.std().clamp_min(1e-3)) for t in anchors]
-        opt = torch.optim.Adam([{"params": [h], "lr": s.feature_lr * sc} for h, sc in zip(hs, scale)])
+        # h = anchor + scale·delta with one scale per row (the row's feature std), so Adam's step on
+        # delta is relative to each photo's own features and rows stay independent of the batch.
+        scale = [t.flatten(1).std(1).clamp_min(1e-3).view(-1, *[1] * (t.dim() - 1)) for t in anchors]
+        deltas = [torch.zeros_like(t, requires_grad=True) for t in anchors]
+        opt = torch.optim.Adam(deltas, lr=s.feature_lr)
         pack = (lambda xs: tuple(xs)) if isinstance(h0, tuple) else (lambda xs: xs[0])
+        current = lambda: [a + sc * d for a, sc, d in zip(anchors, scale, deltas)]
         for i in range(s.feature_steps):
             opt.zero_grad(set_to_none=True)
-            img, _ = run_stages(generator, z, cv, start=Start(p, pack(hs)))
-            pull = sum(((h - a) / sc).square().mean(tuple(range(1, h.dim()))) for h, a, sc in zip(hs, anchors, scale))
+            img, _ = run_stages(generator, z, cv, start=Start(p, pack(current())))
+            pull = sum(d.square().mean(tuple(range(1, d.dim()))) for d in deltas)
             loss = image_loss(img, target, s.gradient_weight) + s.feature_pull * pull
             loss.sum().backward()
             opt.step()
@@ -277,7 +280,8 @@ def project(generator, images, y=None, *, steps=None, point: int | None = None, 
                 progress(s.latent_steps + i + 1, total)
     finally:
         torch.set_grad_enabled(was_grad)
-    features = pack([h.detach() for h in hs])
+    with torch.no_grad():
+        features = pack([h.detach() for h in current()])
     recon = render(generator, z, cv, start=Start(p, features))
     return Projection(z=z, class_vector=cv, point=p, features=features, reconstruction=recon, target=target,
                       psnr=psnr(recon, target).cpu(), crops=crops, settings=s)

@@ -165,7 +165,7 @@ RECIPE_BODY = obj({
                                  "designed on in the app); later variants draw their own."),
         "images": string(description="Edit real photos instead of generated sources: a folder or glob inside "
                                      "the recipe's folder; variant i edits photo i mod N (see docs/PHOTOS.md)"),
-        "projection": string(["default", "fast"], default="default",
+        "projection": string(["default", "fast"],
                              description="Projection preset for `images` (default: 300+200 steps, fast: 150+100)"),
     }, description="How source images are drawn: the class (uniform over `classes`), and truncation where the "
                    "model has it.", default={}),
