@@ -302,19 +302,26 @@ def test_review_while_a_runner_appends_loses_no_rows(tmp_path):
         w.commit([first])
         template = dict(first)
 
+        review_done = threading.Event()
+
         def appender():
             for i in range(1, n):   # rows only (files are irrelevant to the race)
                 w.commit([{**template, "variant_index": str(i), **ds.layout_files(i, CLASSES, True)}])
+                if i <= 40:         # the first rows wait (bounded) for a review, so the two surely overlap
+                    review_done.wait(5)
+                    review_done.clear()
 
         t = threading.Thread(target=appender)
         t.start()
         reviewed = {}
-        while t.is_alive() or len(reviewed) < 40:
+        # (was `while alive or < 40 reviewed`: looped forever when the appender finished first)
+        while t.is_alive():
             rows = read_manifest(tmp_path)
             name = rows["file_name"].iloc[-1]
             state = "accepted" if len(reviewed) % 2 else "rejected"
             update_review(tmp_path, {name: state})
             reviewed[name] = state
+            review_done.set()
             if len(reviewed) > 200:
                 break
         t.join()
