@@ -41,6 +41,19 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def weights_file(path: str | os.PathLike) -> Path:
+    """The file whose bytes are a model's weights (its sha256 names the model): the path itself,
+    or for a BigGAN-deep directory its pytorch_model.bin."""
+    p = Path(path).expanduser()
+    return p / BIGGAN_WEIGHTS if p.is_dir() else p
+
+
+def nonfinite_tensors(state: dict[str, torch.Tensor]) -> list[str]:
+    """Names of floating-point tensors holding NaN or inf (a broken or diverged checkpoint)."""
+    return [k for k, t in state.items()
+            if torch.is_tensor(t) and t.is_floating_point() and t.device.type != "meta" and not torch.isfinite(t).all()]
+
+
 def state_sha256(state: dict[str, torch.Tensor]) -> str:
     """Content hash of a state dict (names, dtypes, shapes, bytes), for models built in code."""
     h = hashlib.sha256()
@@ -313,9 +326,7 @@ def load_file(path: str | os.PathLike):
         raise CheckpointError(f"{p}: no such file or directory")
     for matches, loader in LOADERS:
         if matches(p):
-            gen = loader(p)
-            gen.model_sha256 = sha256_file(p) if p.is_file() else getattr(gen, "model_sha256", None)
-            return gen
+            return loader(p)
     raise CheckpointError(f"{p}: unrecognised weights format; supported: our .safetensors, Chainer "
                           "SNGAN .npz, PyTorch DCGAN .pt/.tar, rosinality StyleGAN2 .pt, BigGAN-deep directories, and the formats listed in the README")
 
@@ -450,7 +461,6 @@ def load_biggan_dir(path: Path):
     ours = biggan_reference_to_ours(state, gen, f"{weights_path} (with {cfg_path.name})")
     check_state(gen.state_dict(), ours, str(weights_path))
     gen.load_state_dict(ours, strict=True, assign=True)
-    gen.model_sha256 = sha256_file(weights_path)
     return gen
 
 

@@ -38,14 +38,21 @@ class ZooEntry:
     weights_sha256: str | None = None               # of the weights file, when there is one
     is_cached: Callable[["ZooEntry"], bool] = field(default=lambda e: True)
     fetch: Callable[["ZooEntry"], Path] | None = None
+    weights_path: Callable[["ZooEntry"], Path] | None = None   # where unpinned weights live (hashed on load)
+
+    def sha256(self, generator) -> str:
+        """The model's identity: the pinned hash, else the weights file's, else the state's (models built in code)."""
+        if self.weights_sha256:
+            return self.weights_sha256
+        if self.weights_path is not None:
+            return sha256_file(self.weights_path(self))
+        return state_sha256(generator.state_dict())
 
 
 # -- tiny: seeded random weights, for tests and demos that need no download ------------------------
 def _build_tiny(entry: ZooEntry):
     from .generators.sngan import SNGANGenerator, randomize, tiny_config
-    gen = randomize(SNGANGenerator(tiny_config()), seed=0)
-    gen.model_sha256 = state_sha256(gen.state_dict())
-    return gen
+    return randomize(SNGANGenerator(tiny_config()), seed=0)
 
 
 # -- faces64: the MIT-licensed DCGAN inside the gan-face-generate 1.1.1 wheel -----------------------
@@ -95,9 +102,7 @@ def _fetch_faces64(entry: ZooEntry) -> Path:
 def _build_faces64(entry: ZooEntry):
     from .checkpoints import load_dcgan_state
     path = _fetch_faces64(entry)
-    gen = load_dcgan_state(path)
-    gen.model_sha256 = FACES64_WEIGHTS_SHA256
-    return gen
+    return load_dcgan_state(path)
 
 
 # -- eyes128: the MIT-licensed conditional DCGAN of painted eyes in the omniart-eye-generator 0.1 wheel ---
@@ -236,4 +241,5 @@ for _res in (128, 256, 512):
                f"(pytorch-pretrained-biggan format): $NCT_BIGGAN_DIR/biggan-deep-{_res}, default "
                f"~/.cache/neural-collage-toolkit/biggan-deep-{_res} ($NCT_CACHE_DIR)",
         build=_build_biggan,
+        weights_path=lambda e: biggan_dir(int(e.name.rsplit("-", 1)[1])) / "pytorch_model.bin",
         is_cached=lambda e: _biggan_present(int(e.name.rsplit("-", 1)[1]))))
