@@ -132,7 +132,6 @@ def _build_eyes128(entry: ZooEntry):
     gen = CDCGANGenerator(CDCGANConfig(z_dim=100, n_classes=8, resolution=128, ngf=64, dropout=0.2,
                                        class_names=list(EYES128_CLASSES)))
     load_state_strict(gen, state, str(path))
-    gen.model_sha256 = EYES128_WEIGHTS_SHA256
     return gen
 
 
