@@ -171,6 +171,7 @@ def test_eyes128_loads_with_both_hashes_checked(eyes128, tmp_path):
     from toolkit import zoo
     path = zoo._eyes128_path()
     assert path.stat().st_size == 51_691_195 and sha256_file(path) == zoo.EYES128_WEIGHTS_SHA256
+    assert eyes128.provenance.sha256 == zoo.EYES128_WEIGHTS_SHA256 and "MIT" in eyes128.provenance.license
     assert eyes128.class_names[2] == "brown" and eyes128.class_names[7] == "red"
     assert eyes128.blend_resolutions == [4, 8, 16, 32, 64] and eyes128.resolution == 128
     # The plain model is the original network (functional reference on the loaded weights).
