@@ -150,6 +150,27 @@ def test_saved_model_rebuilds_itself(small, tmp_path):
     assert torch.equal(render(back, z, y), render(small, z, y))
 
 
+def test_tutorial_layout_without_dropout(tmp_path):
+    """`dropout=None`: the common tutorial layout (`main.3` is the first stage's ConvTranspose). A user's
+    own state dict of that layout loads strictly and is saved in our self-describing format."""
+    from toolkit.checkpoints import load_state_strict
+    cfg = CDCGANConfig(z_dim=10, n_classes=3, resolution=16, ngf=4, dropout=None)
+    theirs = randomize(CDCGANGenerator(cfg), seed=2).state_dict()
+    assert tuple(theirs["main.3.weight"].shape) == (8, 4, 4, 4) and "main.10.weight" not in theirs
+    gen = CDCGANGenerator(cfg)
+    load_state_strict(gen, theirs, "their.pth")
+    gen.eval()
+    z, y = sample_latents(gen, [0, 1]), torch.tensor([0, 2])
+    assert torch.allclose(render(gen, z, y), reference_forward(gen, z, F.one_hot(y, 3).float()), atol=1e-6)
+    out = render(gen, z, y, swap=LabelSwap([1], torch.full((1, 16, 16), 0.5)))
+    soft = 0.5 * F.one_hot(y, 3).float() + 0.5 * F.one_hot(torch.tensor([1, 1]), 3).float()
+    assert torch.allclose(out, render(gen, z, soft), atol=ATOL)
+    save_generator(gen, tmp_path / "mine.safetensors")
+    assert torch.equal(render(load_file(tmp_path / "mine.safetensors").eval(), z, y), render(gen, z, y))
+    with pytest.raises(CheckpointError, match="misshaped|unexpected|missing"):   # the other layout is refused
+        load_state_strict(CDCGANGenerator(CDCGANConfig(z_dim=10, n_classes=3, resolution=16, ngf=4)), theirs, "x")
+
+
 def test_bad_resolution_is_refused():
     with pytest.raises(ValueError, match="4·2\\^k"):
         CDCGANGenerator(CDCGANConfig(resolution=96))

@@ -2,8 +2,8 @@
 
 Radford et al.'s DCGAN (arXiv 1511.06434) made conditional the way most tutorials and many
 research cGANs do it (Mirza & Osindero, arXiv 1411.1784): `[z; onehot(y)]` at 1×1 goes through
-ConvTranspose 4×4 → BN → ReLU (→ Dropout), then ×2 ConvTranspose+BN+ReLU blocks, then a ×2
-ConvTranspose + tanh. The `eyes128` zoo model (the `omniart-eye-generator` 0.1 wheel) is one:
+ConvTranspose 4×4 → BN → ReLU (→ Dropout, optional), then ×2 ConvTranspose+BN+ReLU blocks, then
+a ×2 ConvTranspose + tanh. The `eyes128` zoo model (the `omniart-eye-generator` 0.1 wheel) is one:
 z 100 + 8 classes → 1024 channels at 4×4, stages at 8, 16, 32, 64, head at 128. Submodules keep
 the usual `main.N` names so such state dicts load without renaming.
 
@@ -39,7 +39,8 @@ class CDCGANConfig:
     resolution: int = 128            # 4·2^k; stages run at 8 … resolution/2, the head doubles once more
     ngf: int = 64                    # width of the last stage; the stem has ngf·resolution/8 channels
     n_channels: int = 3
-    dropout: float = 0.2             # after the stem's ReLU; identity in eval mode, kept for the `main.N` layout
+    dropout: float | None = 0.2      # after the stem's ReLU (identity in eval mode); None: no Dropout layer,
+                                     # as in most tutorials, which shifts every later `main.N` index by one
     eps: float = 1e-5                # PyTorch BN default, as trained
     class_names: list[str] = field(default_factory=list)   # empty: "0", "1", ...
 
@@ -59,7 +60,10 @@ class CDCGANGenerator(Generator):
         nz, nc, ngf = config.z_dim, config.n_classes, config.ngf
         chans = [ngf * 2 ** (n_up - 1 - i) for i in range(n_up)]       # e.g. 1024, 512, 256, 128, 64
         layers: list[nn.Module] = [nn.ConvTranspose2d(nz + nc, chans[0], 4, 1, 0, bias=False),
-                                   nn.BatchNorm2d(chans[0], eps=config.eps), nn.ReLU(), nn.Dropout(config.dropout)]
+                                   nn.BatchNorm2d(chans[0], eps=config.eps), nn.ReLU()]
+        if config.dropout is not None:
+            layers.append(nn.Dropout(config.dropout))
+        self._first_stage = len(layers)     # index in `main` of the first stage's ConvTranspose
         for a, b in zip(chans[:-1], chans[1:]):
             layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b, eps=config.eps), nn.ReLU()]
         layers += [nn.ConvTranspose2d(chans[-1], config.n_channels, 4, 2, 1, bias=False), nn.Tanh()]
@@ -97,10 +101,11 @@ class CDCGANGenerator(Generator):
         return (hz.view(b, c, -1) + (hc * mix).sum(1)).view(b, c, *k)
 
     def stem(self, z, cond: Condition):
-        return self.main[1:4](self.first_layer(z, cond))            # [B, C, 4, 4]
+        return self.main[1:self._first_stage](self.first_layer(z, cond))   # [B, C, 4, 4]
 
     def stage(self, i, h, cond: Condition):
-        return self.main[4 + 3 * i: 7 + 3 * i](h)
+        k = self._first_stage + 3 * i
+        return self.main[k: k + 3](h)
 
     def head(self, h):
-        return self.main[4 + 3 * self.n_stages:](h)
+        return self.main[self._first_stage + 3 * self.n_stages:](h)
