@@ -41,6 +41,9 @@ with right:
     q = st.text_input("Search target classes", key="swap_targets_q", placeholder="filter the list below")
     options = [n for n in names if q.strip().lower() in n.lower()] or names
     chosen = st.session_state.get("swap_targets", [])
+    if any(c not in names for c in chosen):   # classes of the previously selected model: start afresh
+        del st.session_state["swap_targets"]
+        chosen = []
     st.multiselect("Target classes (one colour each, up to 8)", sorted(set(options) | set(chosen), key=names.index),
                    key="swap_targets", max_selections=len(PALETTE),
                    default=None if "swap_targets" in st.session_state else [names[(src_cls + 1) % len(names)]])

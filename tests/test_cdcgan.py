@@ -288,3 +288,25 @@ def test_eyes128_recipe_turns_the_disc_red(eyes128):
         assert o.locality < 0.5, o.locality                           # mostly inside the disc
     # Measured on variants 0-3: +13.8, +2.5, +6.7, +9.1 levels of R − (G+B)/2 inside the disc.
     assert min(gains) > 0 and sum(gains) / len(gains) > 5, gains
+
+
+def test_switching_the_label_swap_page_to_eyes128_keeps_working(eyes128, tmp_path, monkeypatch):
+    """Targets chosen for the previous model's classes (terrain64's 'sand') must not break the page
+    when the user picks eyes128 in the sidebar (found while taking the app screenshot)."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.setenv("NCT_WORKSPACE", str(tmp_path))
+    monkeypatch.setenv("NCT_RECIPES_DIR", str(tmp_path))
+    monkeypatch.chdir(root)
+    at = AppTest.from_file(str(root / "app.py"), default_timeout=90)
+    at.session_state["model_choice"] = "terrain64"
+    at.session_state["_model_picked"] = True
+    at.run()
+    at.switch_page("pages/label_swap.py").run()
+    assert not at.exception and at.multiselect(key="swap_targets").value == ["sand"]
+    at.session_state["model_choice"] = "eyes128"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert set(at.multiselect(key="swap_targets").value) <= set(eyes128.class_names)
