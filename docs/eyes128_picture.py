@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from toolkit import LabelSwap, load_generator, render, sample_latents  # noqa: E402
 from toolkit.images import grid, save_png, to_pil  # noqa: E402
-from toolkit.masks import rasterize_region, resize_weights  # noqa: E402
+from toolkit.masks import Ellipse, rasterize_region, resize_weights  # noqa: E402
 
 SEEDS = [52, 34, 7, 18]
 TRANSPLANT = [0.0, 0.0, 1.0, 1.0, 0.0]      # blend points: 4, 8, 16, 32, 64
@@ -38,8 +38,7 @@ def main(out: str = "docs/eyes128_brown_to_red.png") -> Path:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     gen = load_generator("eyes128", device="cpu")
     res = gen.resolution
-    disc = torch.from_numpy(rasterize_region({"shape": "ellipse", "center": [0.5, 0.5], "size": [0.45, 0.45],
-                                              "feather": 0.02}, res))
+    disc = torch.from_numpy(rasterize_region(Ellipse((0.5, 0.5), (0.45, 0.45), feather=0.02), res))
     z = sample_latents(gen, SEEDS)
     n = len(SEEDS)
     y = ["brown"] * n
@@ -59,7 +58,7 @@ def measure(seeds=range(32)) -> None:
     torch.set_num_threads(1)
     gen = load_generator("eyes128", device="cpu")
     res = gen.resolution
-    disc = torch.from_numpy(rasterize_region({"shape": "ellipse", "center": [0.5, 0.5], "size": [0.45, 0.45]}, res))
+    disc = torch.from_numpy(rasterize_region(Ellipse((0.5, 0.5), (0.45, 0.45)), res))
     yy, xx = torch.meshgrid(torch.arange(res) + 0.5, torch.arange(res) + 0.5, indexing="ij")
     d = ((xx - res / 2) ** 2 + (yy - res / 2) ** 2).sqrt() / res
     inside, far = d < 0.225, d > 0.375

@@ -2,6 +2,8 @@
 transplant option, and the `eyes128` zoo model (fetched once from PyPI; skipped when unreachable)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,7 +13,9 @@ from toolkit.checkpoints import CheckpointError, load_file, save_generator, sha2
 from toolkit.generators.cdcgan import CDCGANConfig, CDCGANGenerator
 from toolkit.generators.sngan import randomize
 from toolkit.layers import Condition
-from toolkit.masks import rasterize_region, resize_weights
+from toolkit.masks import Ellipse, rasterize_region, resize_weights
+from toolkit.pipeline import render_variants
+from toolkit.recipes import load_recipe
 
 ATOL = 1e-5
 
@@ -37,8 +41,7 @@ def reference_forward(gen, z, onehot):
 
 
 def disc(res: int, diameter: float = 0.45) -> torch.Tensor:
-    return torch.from_numpy(rasterize_region({"shape": "ellipse", "center": [0.5, 0.5],
-                                              "size": [diameter, diameter]}, res))
+    return torch.from_numpy(rasterize_region(Ellipse((0.5, 0.5), (diameter, diameter)), res))
 
 
 def hand_run(gen, z, y, target, w, strengths):
@@ -274,9 +277,6 @@ def test_eyes128_on_the_label_swap_page(eyes128, tmp_path, monkeypatch):
 
 
 def test_eyes128_recipe_turns_the_disc_red(eyes128):
-    from pathlib import Path
-
-    from toolkit.recipes import load_recipe, render_variants
     r = load_recipe(Path(__file__).resolve().parent.parent / "recipes" / "eyes128-brown-to-red.yaml")
     out = render_variants(eyes128, r, r.variants(range(4)))
     red = lambda im, m: float(((im[..., 0] - (im[..., 1].astype(float) + im[..., 2]) / 2) * m).sum() / m.sum())
