@@ -36,6 +36,7 @@ from .formats.core import (CheckpointError, build_on_meta, check_config_limits, 
                            check_npy_member, check_state, check_zip_bounds, load_state_strict, max_weights_bytes,
                            nonfinite_tensors, sha256_file, state_sha256, torch_load, warn_nonfinite)
 from .formats.nvidia import is_nvidia_pickle, load_nvidia_pickle
+from .io import atomic_path
 
 log = logging.getLogger(__name__)
 FORMAT_TAG = "neural-collage-toolkit"
@@ -50,16 +51,8 @@ def save_generator(gen, path: str | os.PathLike, dtype: torch.dtype | None = Non
              for k, v in gen.state_dict().items()}
     meta = {"format": FORMAT_TAG, "architecture": gen.architecture, "config": json.dumps(gen.config_dict())}
     meta.update({k: str(v) for k, v in (extra or {}).items()})
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path, make_parents=True) as tmp:
+        save_file(state, str(tmp), metadata=meta)
 
 
 def _load_ours(path: Path):
