@@ -282,7 +282,8 @@ def load_file(path: str | os.PathLike):
             gen = loader(p)
             gen.model_sha256 = sha256_file(p) if p.is_file() else getattr(gen, "model_sha256", None)
             # latent_avg is NaN on purpose until estimated (truncation then refuses to guess).
-            warn_nonfinite(gen.state_dict(), str(p), skip=("latent_avg",))
+            # Recorded beside model_sha256 until the load's Provenance record carries it.
+            gen.nonfinite_weights = warn_nonfinite(gen.state_dict(), str(p), skip=("latent_avg",))
             return gen
     raise CheckpointError(f"{p}: unrecognised weights format; supported: our .safetensors, Chainer "
                           "SNGAN .npz, PyTorch DCGAN .pt/.tar, rosinality StyleGAN2 .pt, NVIDIA StyleGAN2-ADA .pkl, "

@@ -83,10 +83,12 @@ def download(name: str, src: HubSource, folder: Path, *, repo: str | None = None
         try:
             path = Path(huggingface_hub.hf_hub_download(repo_id=repo, filename=fname, revision=revision,
                                                         local_dir=folder, endpoint=endpoint, force_download=force))
-        except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as e:
+        except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{name}: could not download {fname} from {endpoint or 'the Hub'} "
-                                  f"({repo}@{revision[:12]}): {str(e).splitlines()[0][:300]}. Rerun the same "
-                                  "command to retry.") from e
+                                  f"({repo}@{revision[:12]}): {_first_line(e)}. Rerun the same command to retry.") from e
+        except Exception as e:  # noqa: BLE001 - the HTTP client's own errors (connection lost for good)
+            raise CheckpointError(f"{name}: the download of {fname} failed ({type(e).__name__}: {_first_line(e)}). "
+                                  "Rerun the same command to retry.") from e
         digest = sha256_file(path)
         want = src.sha256.get(fname) if pinned else None
         etag = _hub_sha256(repo, fname, revision, endpoint)
@@ -102,12 +104,16 @@ def download(name: str, src: HubSource, folder: Path, *, repo: str | None = None
     return folder
 
 
+def _first_line(e: BaseException) -> str:
+    return (str(e).splitlines() or [""])[0][:300]
+
+
 def _hub_sha256(repo: str, fname: str, revision: str, endpoint: str | None) -> str | None:
     """The Hub serves LFS files with their sha256 as ETag; small (git) files have a git hash."""
     try:
         meta = huggingface_hub.get_hf_file_metadata(
             huggingface_hub.hf_hub_url(repo, fname, revision=revision, endpoint=endpoint))
-    except (HfHubHTTPError, OSError, ValueError):
+    except Exception:  # noqa: BLE001 - no ETag to compare with; the pinned sha256 and strict check remain
         return None
     etag = (meta.etag or "").strip('"').lower()
     return etag if _SHA256.fullmatch(etag) else None
