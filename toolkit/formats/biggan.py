@@ -18,8 +18,8 @@ from .core import CheckpointError, build_on_meta, check_config_limits, check_sta
 
 BIGGAN_CONFIG, BIGGAN_WEIGHTS = "config.json", "pytorch_model.bin"
 BIGGAN_HOWTO = ("A BigGAN-deep directory holds config.json and pytorch_model.bin as published for the "
-                "pytorch-pretrained-biggan package (Hugging Face model repos huggingface/biggan-deep-128, "
-                "-256, -512); see docs/BIGGAN.md")
+                "pytorch-pretrained-biggan package (`python -m toolkit fetch biggan-deep-128` downloads "
+                "them); see docs/BIGGAN.md")
 _BIGGAN_REQUIRED = ("output_dim", "z_dim", "channel_width", "num_classes", "layers", "attention_layer_position")
 
 

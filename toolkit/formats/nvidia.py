@@ -79,8 +79,8 @@ def stylegan2_from_g_ema(G: PersistentObject, source: str) -> tuple[StyleGAN2Con
     names = {m.class_name for m in syn.modules.values() if isinstance(m, PersistentObject)}
     if names & _STYLEGAN3_CLASSES or any(re.match(r"L\d+_", k) for k in syn.modules):
         raise CheckpointError(f"{source}: this is a StyleGAN3 (alias-free) generator; its synthesis network "
-                              "(SynthesisInput + L0…L14 layers) is not supported yet. StyleGAN2 snapshots from "
-                              "stylegan2-ada-pytorch (or stylegan3 trained with --cfg=stylegan2) load.")
+                              "(SynthesisInput + L0…L14 layers) is not supported yet; StyleGAN2 snapshots from "
+                              "stylegan2-ada-pytorch load.")
     z_dim, c_dim, w_dim = (int(G.attrs.get(k, -1)) for k in ("z_dim", "c_dim", "w_dim"))
     res, img_ch = int(G.attrs.get("img_resolution", -1)), int(G.attrs.get("img_channels", -1))
     problems = []
