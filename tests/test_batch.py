@@ -118,7 +118,7 @@ def test_round_trip(recipe_file, tmp_path):
         assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / row.label_map_file)), rv.label_map)
         assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / row.source_file)), rv.source_image)
     card = (tmp_path / "out" / "README.md").read_text()
-    assert recipe.text.strip() in card and gen.model_sha256 in card and "MIT" in card
+    assert recipe.text.strip() in card and gen.provenance.sha256 in card and "MIT" in card
     # a complete rerun does nothing and changes nothing
     before = tree(tmp_path / "out")
     s2 = run_batch(recipe_file, tmp_path / "out", count=9, batch_size=4, device="cpu")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import __version__, zoo
+from . import __version__
 from .dataset import DatasetError, DatasetWriter, RunInfo
 from .devices import resolve_device
 
@@ -149,13 +149,11 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
 
     with DatasetWriter(out_dir, shard) as ds:
         gen = load_generator(recipe.model, device=device)   # zoo name or resolved path (recipes)
-        entry = zoo.ZOO.get(str(recipe.model))
         info = RunInfo(
             recipe_name=recipe.name, recipe_sha256=recipe.sha256, recipe_text=recipe.text,
             recipe_path=str(recipe.path) if recipe.path else "",
-            model_id=str(getattr(gen, "model_id", recipe.model)),
-            model_sha256=str(getattr(gen, "model_sha256", "") or ""),
-            model_license=entry.license if entry else "", model_architecture=gen.architecture,
+            model_id=gen.provenance.model_id, model_sha256=gen.provenance.sha256,
+            model_license=gen.provenance.license or "", model_architecture=gen.architecture,
             class_names=list(gen.class_names) if gen.n_classes else [], count=count,
             save_source=_save_source(recipe), toolkit_version=__version__, commands=[command])
         ds.begin(info)

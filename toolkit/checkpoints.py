@@ -34,12 +34,19 @@ from .formats.biggan import (BIGGAN_CONFIG, BIGGAN_HOWTO, BIGGAN_WEIGHTS, biggan
                              fold_spectral_norm, is_biggan_dir, load_biggan_dir)
 from .formats.core import (CheckpointError, build_on_meta, check_config_limits, check_file_size,  # noqa: F401
                            check_npy_member, check_state, check_zip_bounds, load_state_strict, max_weights_bytes,
-                           nonfinite_tensors, sha256_file, state_sha256, torch_load, warn_nonfinite)
+                           nonfinite_tensors, sha256_file, state_sha256, torch_load)
 from .formats.nvidia import is_nvidia_pickle, load_nvidia_pickle
 from .io import atomic_path
 
 log = logging.getLogger(__name__)
 FORMAT_TAG = "neural-collage-toolkit"
+
+
+def weights_file(path: str | os.PathLike) -> Path:
+    """The file whose bytes are a model's weights (its sha256 names the model): the path itself,
+    or for a BigGAN-deep directory its pytorch_model.bin."""
+    p = Path(path).expanduser()
+    return p / BIGGAN_WEIGHTS if p.is_dir() else p
 
 
 # -- our format --------------------------------------------------------------------------------
@@ -279,12 +286,7 @@ def load_file(path: str | os.PathLike):
         raise CheckpointError(f"{p}: no such file or directory")
     for matches, loader in LOADERS:
         if matches(p):
-            gen = loader(p)
-            gen.model_sha256 = sha256_file(p) if p.is_file() else getattr(gen, "model_sha256", None)
-            # latent_avg is NaN on purpose until estimated (truncation then refuses to guess).
-            # Recorded beside model_sha256 until the load's Provenance record carries it.
-            gen.nonfinite_weights = warn_nonfinite(gen.state_dict(), str(p), skip=("latent_avg",))
-            return gen
+            return loader(p)
     raise CheckpointError(f"{p}: unrecognised weights format; supported: our .safetensors, Chainer "
                           "SNGAN .npz, PyTorch DCGAN .pt/.tar, rosinality StyleGAN2 .pt, NVIDIA StyleGAN2-ADA .pkl, "
                           "BigGAN-deep directories (see the README's Models section)")

@@ -7,8 +7,11 @@ ordered so the streams that stop earliest sit at the bottom: dropping a finished
 slice, not a copy. Semantics are those of DESIGN.md ("Edit semantics"); they must match the
 original Neural Collage code, so change them only with a parity test.
 
-`run_stages` is also the plain `forward` of every generator, so edits cannot drift from the
-model. It does no I/O and never mutates the generator.
+Two hooks serve the rest of the toolkit without a second loop: `capture` returns the source
+rows' stage state at chosen blend points (part segmentation reads the features of the very pass
+that renders the image), and `start` resumes the source rows from a given state at a blend point
+(edits of a projected photo act only after its inverted features). Without edits the loop equals
+the generator's plain `forward` (parity-tested). It does no I/O and never mutates the generator.
 """
 from __future__ import annotations
 
@@ -114,6 +117,18 @@ def _swap_components(gen, swap: LabelSwap, base_cv: torch.Tensor, dev) -> tuple[
 
 
 @dataclass
+class Start:
+    """Resume the source rows at blend point `point` from `state` (what the stem/stages produce at
+    that point: a `[B, C, H, W]` tensor, or a tuple such as StyleGAN2's features + RGB skip).
+
+    Used for projected photos: the inverted features replace everything before `point`, so label
+    swap can act only on stages `point..` and blending only at points `point..`.
+    """
+    point: int
+    state: Union[torch.Tensor, tuple]
+
+
+@dataclass
 class _Ref:
     z: torch.Tensor          # [B, z_dim]
     cv: torch.Tensor         # [B, C] class vectors
@@ -154,13 +169,37 @@ def _prepare_refs(gen, blends: Sequence[Blend], base_cv, b, dev) -> list[_Ref]:
     return refs
 
 
+def _check_start(gen, start: Start | None, swap: LabelSwap | None, active, refs, b: int) -> None:
+    if start is None:
+        return
+    p = int(start.point)
+    if not 0 <= p < gen.n_blend_points:
+        raise ValueError(f"start point {p} is out of range: this model has blend points 0..{gen.n_blend_points - 1}")
+    rows = _first(start.state).shape[0]
+    if rows != b:
+        raise ValueError(f"start state has {rows} rows for {b} latents")
+    if swap is not None and swap.stages is not None and bool(active[:, :p].any()):
+        raise ValueError(f"the source starts from inverted features at blend point {p}: label swap can act only "
+                         f"on stages {p}..{gen.n_stages - 1} (the stages after that point); earlier stages are "
+                         "fixed by the inversion. Ask for later stages, or project at an earlier point")
+    early = sorted({q for r in refs for q in r.points if q < p})
+    if early:
+        raise ValueError(f"the source starts from inverted features at blend point {p}: blending at point(s) "
+                         f"{early} has no effect there. Use blend points {p}..{gen.n_blend_points - 1}, or "
+                         "project at an earlier point")
+
+
 def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
-               blends: Sequence[Blend] = (), truncation: float | None = None, **options) -> torch.Tensor:
-    """The stage loop with edits. Differentiable; `render` is the no-grad public entry."""
+               blends: Sequence[Blend] = (), truncation: float | None = None,
+               capture: Sequence[int] = (), start: Start | None = None,
+               **options) -> tuple[torch.Tensor, dict]:
+    """The stage loop with edits: `(images, {point: source state at that point})`.
+
+    Differentiable (projection optimises through it); `render` is the no-grad public entry.
+    Captured states are taken after blending at their point and belong to the source rows only.
+    """
     gen.check_truncation(truncation)
-    unknown = set(options) - set(getattr(gen, "call_options", ()))
-    if unknown:
-        raise TypeError(f"{gen.name_for_errors} does not take option(s) {sorted(unknown)}")
+    call_options = gen.call_options(**options)
     dev = gen.device
     z = torch.as_tensor(z, dtype=gen.dtype).to(dev)
     if z.dim() != 2 or z.shape[1] != gen.z_dim:
@@ -178,6 +217,10 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
         if swap is not None:
             gen.class_index(0)  # raises the "unconditional: use blending" message
         base_cv = torch.zeros(b, 0, device=dev, dtype=gen.dtype)
+    capture = sorted({int(q) for q in capture})
+    if capture and not (0 <= capture[0] and capture[-1] < gen.n_blend_points):
+        raise ValueError(f"capture points {capture} out of range: this model has blend points "
+                         f"0..{gen.n_blend_points - 1}")
 
     if swap is not None:
         src_cv, src_w = _swap_components(gen, swap, base_cv, dev)
@@ -185,14 +228,17 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
     else:
         src_cv, src_w, active = base_cv[:, None], None, None
     refs = _prepare_refs(gen, blends, base_cv, b, dev)
+    _check_start(gen, start, swap, active, refs, b)
+    if start is not None and active is not None:
+        active = active.clone()
+        active[:, :int(start.point)] = False     # "all stages" from a start point: those after it
     m = src_cv.shape[1]
 
     # Stack streams: [source | ref_0 | ref_1 | ...]; references are plain generations.
     zs = torch.cat([z] + [r.z for r in refs])
     cvs = torch.cat([src_cv] + [r.cv[:, None].expand(b, m, -1) for r in refs])
     vectors = gen.embed(zs, cvs)
-    plain = Condition(vectors, None, truncation, options, variants=b)
-
+    plain = Condition(vectors, None, truncation, call_options, variants=b)
     cond_cache: dict = {}
 
     def cond_for(stage: int) -> Condition:
@@ -207,7 +253,7 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
             e0[:, 0] = 1
             w = torch.where(act[:, None, None, None], src_w, e0)
             ref_w = e0[:1].expand(b * len(refs), *e0.shape[1:])
-            cond_cache[key] = Condition(vectors, torch.cat([w, ref_w]), truncation, options, variants=b)
+            cond_cache[key] = Condition(vectors, torch.cat([w, ref_w]), truncation, call_options, variants=b)
         return cond_cache[key]
 
     mask_cache: dict = {}
@@ -245,28 +291,68 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
     def rows_for(point: int) -> int:
         return b * (1 + sum(1 for r in refs if r.last >= point))
 
-    n = rows_for(0)
-    c0 = cond_for(0).narrow(n) if gen.n_stages else plain.narrow(n)
-    h = gen.stem(zs[:n], c0)
-    h = blend(h, 0)
-    for s in range(gen.n_stages):
+    first = 0 if start is None else int(start.point)
+    features: dict = {}
+
+    def take(h, point: int):
+        if point in capture:
+            features[point] = _map(h, lambda t: t[:b].clone())
+
+    if start is not None and not refs:
+        # Nothing runs before the start point: the source begins there, alone.
+        h = _map(start.state, lambda t: torch.as_tensor(t).to(dev, gen.dtype))
+    else:
+        n = rows_for(0)
+        c0 = cond_for(0).narrow(n) if gen.n_stages else plain.narrow(n)
+        h = gen.stem(zs[:n], c0)
+        for s in range(first):
+            n = rows_for(s + 1)
+            h = _map(h, lambda t: t[:n])
+            h = gen.stage(s, h, cond_for(s).narrow(n))
+        if start is not None:
+            # Reference streams ran up to the start point; the source rows are replaced there.
+            h = tuple(torch.cat([torch.as_tensor(st).to(t), t[b:]]) for st, t in zip(start.state, h)) \
+                if isinstance(h, tuple) else torch.cat([torch.as_tensor(start.state).to(h), h[b:]])
+        h = blend(h, first)
+    take(h, first)
+    for s in range(first, gen.n_stages):
         n = rows_for(s + 1)
         h = _map(h, lambda t: t[:n])
         h = gen.stage(s, h, cond_for(s).narrow(n))
         h = blend(h, s + 1)
+        take(h, s + 1)
     h = _map(h, lambda t: t[:b])
-    return gen.head(h)
+    return gen.head(h), features
+
+
+def _check_eval(generator) -> None:
+    if generator.training:
+        raise RuntimeError("render() needs the generator in eval mode (batch statistics would leak "
+                           "between variants); call generator.eval() or use toolkit.load_generator")
 
 
 @torch.no_grad()
 def render(generator, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
-           blends: Sequence[Blend] = (), truncation: float | None = None, **options) -> torch.Tensor:
+           blends: Sequence[Blend] = (), truncation: float | None = None, start: Start | None = None,
+           **options) -> torch.Tensor:
     """Render a batch of variants: images `[B, 3, H, W]` in [-1, 1] (raw output for models without tanh).
 
     `y` (class ids, names or soft class vectors) is required for class-conditional models and
-    must be omitted for unconditional ones. No gradients; the generator must be in eval mode.
+    must be omitted for unconditional ones. `start` resumes the sources from given features (see
+    `Start`). No gradients; the generator must be in eval mode.
     """
-    if generator.training:
-        raise RuntimeError("render() needs the generator in eval mode (batch statistics would leak "
-                           "between variants); call generator.eval() or use toolkit.load_generator")
-    return run_stages(generator, z, y, swap=swap, blends=blends, truncation=truncation, **options)
+    _check_eval(generator)
+    return run_stages(generator, z, y, swap=swap, blends=blends, truncation=truncation, start=start,
+                      **options)[0]
+
+
+@torch.no_grad()
+def render_with_features(generator, z: torch.Tensor, y=None, *, capture: Sequence[int],
+                         swap: LabelSwap | None = None, blends: Sequence[Blend] = (),
+                         truncation: float | None = None, start: Start | None = None,
+                         **options) -> tuple[torch.Tensor, dict]:
+    """`render` plus the source rows' stage state at each blend point in `capture` (after blending
+    there): `(images, {point: state})`. One pass: the features are those of the rendered images."""
+    _check_eval(generator)
+    return run_stages(generator, z, y, swap=swap, blends=blends, truncation=truncation, capture=capture,
+                      start=start, **options)

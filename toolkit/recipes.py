@@ -552,7 +552,7 @@ def model_info(ref: str) -> ModelInfo:
 
 
 def info_from_generator(gen) -> ModelInfo:
-    ref = str(getattr(gen, "model_id", gen.architecture))
+    ref = gen.provenance.model_id if gen.provenance else gen.architecture
     return ModelInfo(ref, gen.n_classes, tuple(gen.class_names), gen.n_stages, gen.n_blend_points,
                      gen.resolution, bool(gen.supports_truncation), ref)
 

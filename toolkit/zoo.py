@@ -40,14 +40,21 @@ class ZooEntry:
     is_cached: Callable[["ZooEntry"], bool] = field(default=lambda e: True)
     fetch: Callable[..., Path] | None = None         # (entry, **options) → where the files are
     hub: HubSource | None = None                    # Hugging Face Hub source (fetch takes repo/revision/force)
+    weights_path: Callable[["ZooEntry"], Path] | None = None   # where unpinned weights live (hashed on load)
+
+    def sha256(self, generator) -> str:
+        """The model's identity: the pinned hash, else the weights file's, else the state's (models built in code)."""
+        if self.weights_sha256:
+            return self.weights_sha256
+        if self.weights_path is not None:
+            return sha256_file(self.weights_path(self))
+        return state_sha256(generator.state_dict())
 
 
 # -- tiny: seeded random weights, for tests and demos that need no download ------------------------
 def _build_tiny(entry: ZooEntry):
     from .generators.sngan import SNGANGenerator, randomize, tiny_config
-    gen = randomize(SNGANGenerator(tiny_config()), seed=0)
-    gen.model_sha256 = state_sha256(gen.state_dict())
-    return gen
+    return randomize(SNGANGenerator(tiny_config()), seed=0)
 
 
 # -- faces64: the MIT-licensed DCGAN inside the gan-face-generate 1.1.1 wheel -----------------------
@@ -91,9 +98,7 @@ def _fetch_faces64(entry: ZooEntry) -> Path:
 def _build_faces64(entry: ZooEntry):
     from .checkpoints import load_dcgan_state
     path = _fetch_faces64(entry)
-    gen = load_dcgan_state(path)
-    gen.model_sha256 = FACES64_WEIGHTS_SHA256
-    return gen
+    return load_dcgan_state(path)
 
 
 # -- terrain64: trained by this toolkit on 0 A.D. terrain textures, shipped inside the package -----------
@@ -238,4 +243,6 @@ for _res in (128, 256, 512):
                 f"Hugging Face Hub: {_src.note}") + f"; files go to $NCT_BIGGAN_DIR/biggan-deep-{_res} or "
                f"~/.cache/neural-collage-toolkit/biggan-deep-{_res} ($NCT_CACHE_DIR)",
         build=_build_biggan, fetch=_fetch_biggan, hub=_src,
+        weights_sha256=_src.sha256.get("pytorch_model.bin"),    # checked against the file before each load
+        weights_path=lambda e: biggan_dir(_biggan_res(e)) / "pytorch_model.bin",
         is_cached=lambda e: _biggan_present(_biggan_res(e))))

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..generators.biggan import BigGANConfig, BigGANGenerator
-from .core import CheckpointError, build_on_meta, check_config_limits, check_state, sha256_file, torch_load
+from .core import CheckpointError, build_on_meta, check_config_limits, check_state, torch_load
 
 BIGGAN_CONFIG, BIGGAN_WEIGHTS = "config.json", "pytorch_model.bin"
 BIGGAN_HOWTO = ("A BigGAN-deep directory holds config.json and pytorch_model.bin as published for the "
@@ -147,7 +147,6 @@ def load_biggan_dir(path: Path):
     ours = biggan_reference_to_ours(state, gen, f"{weights_path} (with {cfg_path.name})")
     check_state(gen.state_dict(), ours, str(weights_path))
     gen.load_state_dict(ours, strict=True, assign=True)
-    gen.model_sha256 = sha256_file(weights_path)
     return gen
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import logging
 import math
 import os
 import zipfile
@@ -20,7 +19,6 @@ from pathlib import Path
 import numpy.lib.format as npf
 import torch
 
-log = logging.getLogger(__name__)
 
 DEFAULT_MAX_WEIGHTS_BYTES = 4 << 30     # 4 GiB: above every published GAN generator we read
 MAX_ZIP_MEMBERS = 10_000
@@ -189,17 +187,9 @@ def build_on_meta(cls, cfg, source: str):
 # -- non-finite weights -------------------------------------------------------------------------------
 def nonfinite_tensors(state: dict[str, torch.Tensor]) -> list[str]:
     """Names of the floating-point tensors in `state` that hold a NaN or an infinity (sorted).
-    A generator with such weights renders black or garbage images that look "complete"."""
+    A generator with such weights renders black or garbage images that look "complete";
+    `load_generator` warns with these names and records them in the model's Provenance."""
     return sorted(k for k, t in state.items()
                   if torch.is_tensor(t) and t.is_floating_point() and t.device.type != "meta"
                   and not bool(torch.isfinite(t).all()))
 
-
-def warn_nonfinite(state: dict[str, torch.Tensor], source: str, skip: tuple[str, ...] = ()) -> list[str]:
-    """Log a warning naming the non-finite tensors of `state` (except `skip`) and return them."""
-    bad = [k for k in nonfinite_tensors(state) if k not in skip]
-    if bad:
-        log.warning("%s: %d weight tensor(s) hold NaN or infinite values: %s%s. Images rendered with them "
-                    "will be wrong (often black); re-download or re-export the weights.", source, len(bad),
-                    ", ".join(bad[:10]), " …" if len(bad) > 10 else "")
-    return bad

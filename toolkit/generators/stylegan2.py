@@ -110,6 +110,18 @@ class StyleMix:
     mask: Union[torch.Tensor, None] = None
 
 
+@dataclass(frozen=True)
+class StyleGAN2Options:
+    """StyleGAN2's per-call options (`render(g, z, noise=..., style_mix=...)`), checked once per call.
+
+    noise: "stored" (the model's noise buffers) or one tensor per noise layer (`noises.noise_i`
+           order), each `[1 or B, 1, H, W]`.
+    style_mix: None, one `StyleMix`, or a list of them.
+    """
+    noise: Union[str, Sequence[torch.Tensor]] = "stored"
+    style_mix: Union["StyleMix", Sequence["StyleMix"], None] = None
+
+
 @dataclass
 class _Mix:
     w: torch.Tensor                 # [b, style_dim], truncated
@@ -130,7 +142,6 @@ class _Plan:
 class StyleGAN2Generator(Generator):
     architecture = "stylegan2"
     supports_truncation = True
-    call_options = ("noise", "style_mix")
 
     def __init__(self, config: StyleGAN2Config):
         super().__init__()
@@ -242,8 +253,14 @@ class StyleGAN2Generator(Generator):
         return [torch.cat([r[i] for r in rows]).to(self.device, self.dtype) for i in range(self.num_noise)]
 
     # -- per-call options -----------------------------------------------------------------------
+    def call_options(self, noise="stored", style_mix=None, **unknown) -> StyleGAN2Options:
+        if unknown:
+            raise TypeError(f"{self.name_for_errors} does not take option(s) {sorted(unknown)}; "
+                            "its options are noise and style_mix")
+        return StyleGAN2Options(noise=noise, style_mix=style_mix)
+
     def _noise(self, i: int, out: torch.Tensor, cond: Condition) -> torch.Tensor:
-        noise = cond.extra.get("noise", "stored")
+        noise = cond.options.noise if cond.options is not None else "stored"
         n = out.shape[0]
         if isinstance(noise, str):
             if noise != "stored":
@@ -263,7 +280,7 @@ class StyleGAN2Generator(Generator):
         return t
 
     def _mixes(self, cond: Condition) -> list[_Mix]:
-        spec = cond.extra.get("style_mix")
+        spec = cond.options.style_mix if cond.options is not None else None
         if spec is None:
             return []
         if self.n_classes:
