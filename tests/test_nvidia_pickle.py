@@ -228,3 +228,15 @@ def test_embedded_storage_that_declares_more_than_it_carries_is_refused(tmp_path
     path.write_bytes(pickle.dumps({"G_ema": Storage()}))
     with pytest.raises(CheckpointError, match="declares 1000000000000 elements but carries 16 bytes"):
         toolkit.load_generator(str(path), device="cpu")
+
+
+def test_malformed_network_record_gives_a_checkpoint_error(tmp_path):
+    def snap(P):
+        g = _module(P, "Generator", modules={"synthesis": _module(P, "SynthesisNetwork"),
+                                             "mapping": _module(P, "MappingNetwork")},
+                    z_dim="sixteen", c_dim=0, w_dim=16, img_resolution=32, img_channels=3)
+        return {"G_ema": g}
+    path = tmp_path / "odd.pkl"
+    path.write_bytes(_fake_persistence_pickle(snap))
+    with pytest.raises(CheckpointError, match="malformed network record"):
+        toolkit.load_generator(str(path), device="cpu")

@@ -192,7 +192,13 @@ def load_nvidia_pickle(path: Path) -> StyleGAN2Generator:
         raise CheckpointError(f"{path}: no 'G_ema' in this pickle (keys: {', '.join(map(str, list(snap)[:10]))}); "
                               "expected an NVIDIA stylegan2-ada-pytorch network snapshot")
     source = f"{path} [G_ema]"
-    cfg, state = stylegan2_from_g_ema(snap["G_ema"], source)
+    try:
+        cfg, state = stylegan2_from_g_ema(snap["G_ema"], source)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
+        if isinstance(e, CheckpointError):
+            raise
+        raise CheckpointError(f"{source}: malformed network record ({type(e).__name__}: {e}); "
+                              "not a snapshot written by stylegan2-ada-pytorch") from e
     probe = build_on_meta(StyleGAN2Generator, cfg, source)
     check_state(probe.state_dict(), state, source)
     gen = StyleGAN2Generator(cfg)

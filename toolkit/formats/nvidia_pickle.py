@@ -46,6 +46,9 @@ class PersistentObject:
     modules: dict[str, Any]               # name → PersistentObject (or None)
     attrs: dict[str, Any] = field(default_factory=dict)   # the other plain attributes (ints, floats, str)
 
+    def __setstate__(self, state):        # a BUILD opcode aimed at the record itself
+        raise pickle.UnpicklingError("a persistent object with extra state")
+
     def child(self, name: str) -> "PersistentObject":
         m = self.modules.get(name)
         if not isinstance(m, PersistentObject):
@@ -256,7 +259,7 @@ def scan_globals(data: bytes, source: str) -> collections.Counter:
                 memo[int(arg)] = stack[-1] if stack else None
             elif name in ("BINGET", "LONG_BINGET", "GET"):
                 stack.append(memo.get(int(arg)))
-            elif name == "GLOBAL":
+            elif name in ("GLOBAL", "INST"):
                 found[str(arg).replace(" ", ".", 1)] += 1
                 stack.append(None)
             elif name == "STACK_GLOBAL":
