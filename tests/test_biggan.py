@@ -310,8 +310,8 @@ def test_zoo_entry_without_files_says_how_to_get_them(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError) as e:
         toolkit.load_generator("biggan-deep-256", device="cpu")
     msg = str(e.value)
-    assert str(tmp_path / "biggan-deep-256") in msg and "huggingface/biggan-deep-256" in msg
-    assert "NCT_BIGGAN_DIR" in msg and "does not download" in msg
+    assert str(tmp_path / "biggan-deep-256") in msg and "python -m toolkit fetch biggan-deep-256" in msg
+    assert "NCT_BIGGAN_DIR" in msg and "Loading never downloads" in msg
 
 
 def test_zoo_entry_loads_the_configured_directory(small, tmp_path, monkeypatch):
