@@ -240,3 +240,24 @@ def test_malformed_network_record_gives_a_checkpoint_error(tmp_path):
     path.write_bytes(_fake_persistence_pickle(snap))
     with pytest.raises(CheckpointError, match="malformed network record"):
         toolkit.load_generator(str(path), device="cpu")
+
+
+@pytest.mark.parametrize("module", ["numpy._core.multiarray", "numpy.core.multiarray"])
+def test_numpy_arrays_and_scalars_are_rebuilt_as_data(tmp_path, module):
+    """Both numpy module names (numpy ≥ 2 writes numpy._core) resolve to our own rebuilders
+    (protocol 3, as Python 3.7 — stylegan2-ada-pytorch's — wrote snapshots: names as plain text)."""
+    arr = np.arange(6, dtype=np.float32).reshape(2, 3)
+    data = pickle.dumps({"a": arr, "s": np.float64(2.5), "i": np.int64(-3)}, protocol=3)
+    data = data.replace(b"numpy._core.multiarray", module.encode()).replace(b"numpy.core.multiarray", module.encode())
+    assert module.encode() in data
+    path = tmp_path / "np.pkl"
+    path.write_bytes(data)
+    snap = load_snapshot(path)
+    assert np.array_equal(snap["a"].array, arr) and snap["s"] == 2.5 and snap["i"] == -3
+
+
+def test_numpy_object_arrays_are_refused(tmp_path):
+    path = tmp_path / "obj.pkl"
+    path.write_bytes(pickle.dumps({"a": np.array([1, "x"], dtype=object)}, protocol=3))
+    with pytest.raises(CheckpointError, match="numpy array of objects|not numeric"):
+        load_snapshot(path)
