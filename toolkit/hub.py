@@ -128,6 +128,11 @@ def verify_cached(name: str, folder: Path, files: tuple[str, ...], pinned: dict[
         if not want:
             continue
         digest = sha256_file(folder / fname)
-        if digest != want:
+        if digest == want:
+            continue
+        if fname in recorded:
             raise CheckpointError(f"{name}: {folder / fname} is damaged (sha256 {digest[:16]}…, fetched as "
                                   f"{want[:16]}…). Run `python -m toolkit fetch {name} --force` to download it again.")
+        raise CheckpointError(f"{name}: {folder / fname} has sha256 {digest[:16]}…, not the published file's "
+                              f"{want[:16]}…. Run `python -m toolkit fetch {name} --force` to get the published file, "
+                              f"or load other weights by path: load_generator('{folder}').")
