@@ -19,7 +19,6 @@ Formats:
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import zipfile
@@ -38,7 +37,6 @@ from .formats.core import (CheckpointError, build_on_meta, check_config_limits, 
 from .formats.nvidia import is_nvidia_pickle, load_nvidia_pickle
 from .io import atomic_path
 
-log = logging.getLogger(__name__)
 FORMAT_TAG = "neural-collage-toolkit"
 
 

@@ -160,8 +160,8 @@ def check_config_limits(cfg, source: str) -> None:
         if isinstance(value, float) and not math.isfinite(value):
             raise CheckpointError(f"{source}: config value {where} = {value} is not finite")
         if isinstance(value, (list, tuple)):
-            if len(value) > 256:
-                raise CheckpointError(f"{source}: config list {where} has {len(value)} entries (at most 256)")
+            if len(value) > MAX_CONFIG_INT:   # long lists are class names; layer lists are short
+                raise CheckpointError(f"{source}: config list {where} has {len(value)} entries (at most {MAX_CONFIG_INT})")
             for i, v in enumerate(value):
                 walk(v, f"{where}[{i}]")
     for f in dataclasses.fields(cfg):
