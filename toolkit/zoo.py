@@ -1,7 +1,8 @@
 """Named models: where the weights come from, their sha256 and license, and the local cache.
 
-Only a zoo entry may fetch anything, and only from a package registry (PyPI) by pinned
-version with verified hashes; tests never fetch from a model hub. The cache lives in
+Only a zoo entry may fetch anything, and only when asked (`python -m toolkit fetch`): from a
+package registry (PyPI) by pinned version with verified hashes, or from the Hugging Face Hub by
+pinned repo and commit (`hub.py`). Loading never downloads; tests never reach a real hub. The cache lives in
 `$NCT_CACHE_DIR` (default `~/.cache/neural-collage-toolkit`).
 """
 from __future__ import annotations
@@ -17,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .checkpoints import CheckpointError, sha256_file, state_sha256
+from .checkpoints import CheckpointError, load_biggan_dir, sha256_file, state_sha256
 from .generators.biggan import biggan_deep_config
 from .generators.cdcgan import CDCGANConfig, CDCGANGenerator
 from .generators.dcgan import DCGANConfig
 from .generators.sngan import tiny_config
+from .hub import HubSource, download, verify_cached
 from .io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,8 @@ class ZooEntry:
     build: Callable[["ZooEntry"], object]           # returns a CPU generator
     weights_sha256: str | None = None               # of the weights file, when there is one
     is_cached: Callable[["ZooEntry"], bool] = field(default=lambda e: True)
-    fetch: Callable[["ZooEntry"], Path] | None = None
+    fetch: Callable[..., Path] | None = None         # (entry, **options) → where the files are
+    hub: HubSource | None = None                    # Hugging Face Hub source (fetch takes repo/revision/force)
     weights_path: Callable[["ZooEntry"], Path] | None = None   # where unpinned weights live (hashed on load)
     # What recipes are checked against before any weights exist (toolkit.recipes.model_info):
     # (architecture, config) known statically, or a shipped file whose header holds them.
@@ -211,11 +214,31 @@ def get(name: str) -> ZooEntry:
     return ZOO[name]
 
 
-# -- BigGAN-deep 128/256/512: weights the user puts in a directory (nothing is downloaded) ----------
+# -- BigGAN-deep 128/256/512: pytorch-pretrained-biggan files from the Hugging Face Hub ---------------
+# A pin comes from what could be seen of the Hub here (no network): the 128 revision and its weights'
+# sha256 are as listed on the Hub's own pages for osanseviero/BigGAN-deep-128 (file last changed in
+# commit c98e5e8 "Rename file"); neither was checked by a download on this machine. No public repo
+# hosting the 256/512 files could be found and checked, so none is pinned: `fetch --repo/--revision`.
+BIGGAN_HUB = {
+    128: HubSource(repo="osanseviero/BigGAN-deep-128", revision="08de1fcfeeed8c8c6557da7093fac4e138ba00c4",
+                   files=("config.json", "pytorch_model.bin"),
+                   sha256={"pytorch_model.bin": "b86146a8cfcde4cda135adba4b2806f78b3abe2dac9d0fd090cc3ab318604ad9"},
+                   note="revision and weights sha256 from the Hub's pages, not verified by a download here"),
+    256: HubSource(repo=None, revision=None, files=("config.json", "pytorch_model.bin"),
+                   note="no verified public repo: pass --repo OWNER/NAME --revision COMMIT"),
+    512: HubSource(repo=None, revision=None, files=("config.json", "pytorch_model.bin"),
+                   note="no verified public repo: pass --repo OWNER/NAME --revision COMMIT"),
+}
+
+
 def biggan_dir(resolution: int) -> Path:
     """`$NCT_BIGGAN_DIR/biggan-deep-<res>` if that variable is set, else `<cache>/biggan-deep-<res>`."""
     root = os.environ.get("NCT_BIGGAN_DIR")
     return (Path(root).expanduser() if root else cache_dir()) / f"biggan-deep-{resolution}"
+
+
+def _biggan_res(entry: ZooEntry) -> int:
+    return int(entry.name.rsplit("-", 1)[1])
 
 
 def _biggan_present(resolution: int) -> bool:
@@ -223,32 +246,60 @@ def _biggan_present(resolution: int) -> bool:
     return (d / "config.json").is_file() and (d / "pytorch_model.bin").is_file()
 
 
-def _build_biggan(entry: ZooEntry):
-    from .checkpoints import load_biggan_dir
-    res = int(entry.name.rsplit("-", 1)[1])
+def _fetch_hint(entry: ZooEntry) -> str:
+    src = BIGGAN_HUB[_biggan_res(entry)]
+    return (f"python -m toolkit fetch {entry.name}" if src.repo else
+            f"python -m toolkit fetch {entry.name} --repo OWNER/NAME --revision COMMIT")
+
+
+def _load_biggan_checked(entry: ZooEntry):
+    res = _biggan_res(entry)
     d = biggan_dir(res)
-    if not _biggan_present(res):
-        raise CheckpointError(
-            f"{entry.name}: weights not found in {d} (needs config.json and pytorch_model.bin). The toolkit "
-            f"does not download them. Get both files of {entry.name} from the Hugging Face model repo "
-            f"huggingface/{entry.name} (or the URLs listed in pytorch-pretrained-biggan's model.py) and put "
-            f"them in {d}, or set NCT_BIGGAN_DIR to a folder holding {entry.name}/. See docs/BIGGAN.md.")
-    gen = load_biggan_dir(d)
+    src = BIGGAN_HUB[res]
+    verify_cached(entry.name, d, src.files, src.sha256)
+    try:
+        gen = load_biggan_dir(d)
+    except CheckpointError as e:
+        raise CheckpointError(f"{e}\nIf these files came from `fetch`, they are damaged: run "
+                              f"`{_fetch_hint(entry)} --force` to download them again.") from e
     if gen.resolution != res:
         raise CheckpointError(f"{entry.name}: {d / 'config.json'} describes a {gen.resolution}×{gen.resolution} "
                               f"model, not {res}×{res}; put the {entry.name} files there")
     return gen
 
 
+def _fetch_biggan(entry: ZooEntry, *, repo: str | None = None, revision: str | None = None,
+                  force: bool = False) -> Path:
+    """Download config.json + pytorch_model.bin, then refuse them unless the strict check passes."""
+    res = _biggan_res(entry)
+    d = download(entry.name, BIGGAN_HUB[res], biggan_dir(res), repo=repo, revision=revision, force=force)
+    _load_biggan_checked(entry)
+    return d
+
+
+def _build_biggan(entry: ZooEntry):
+    res = _biggan_res(entry)
+    d = biggan_dir(res)
+    if not _biggan_present(res):
+        raise CheckpointError(
+            f"{entry.name}: weights not found in {d} (needs config.json and pytorch_model.bin). Loading never "
+            f"downloads: run `{_fetch_hint(entry)}` once (from the Hugging Face Hub), "
+            f"or put both files there yourself (or set NCT_BIGGAN_DIR to a folder holding {entry.name}/). "
+            "See docs/BIGGAN.md.")
+    return _load_biggan_checked(entry)
+
+
 for _res in (128, 256, 512):
+    _src = BIGGAN_HUB[_res]
     register(ZooEntry(
         name=f"biggan-deep-{_res}", architecture="biggan",
         description=f"BigGAN-deep {_res}×{_res}, ImageNet 1000 classes, truncation trick; label swap and "
-                    "blending (weights supplied by the user: see docs/BIGGAN.md)",
+                    "blending (`python -m toolkit fetch` downloads it: see docs/BIGGAN.md)",
         license="Apache-2.0 (DeepMind's TF Hub release, converted to PyTorch by Hugging Face)",
-        source=f"a directory you fill with config.json + pytorch_model.bin of huggingface/biggan-deep-{_res} "
-               f"(pytorch-pretrained-biggan format): $NCT_BIGGAN_DIR/biggan-deep-{_res}, default "
+        source=(f"Hugging Face Hub {_src.repo}@{_src.revision[:12]} ({_src.note})" if _src.repo else
+                f"Hugging Face Hub: {_src.note}") + f"; files go to $NCT_BIGGAN_DIR/biggan-deep-{_res} or "
                f"~/.cache/neural-collage-toolkit/biggan-deep-{_res} ($NCT_CACHE_DIR)",
-        build=_build_biggan, config=lambda r=_res: ("biggan", biggan_deep_config(r)),
-        weights_path=lambda e: biggan_dir(int(e.name.rsplit("-", 1)[1])) / "pytorch_model.bin",
-        is_cached=lambda e: _biggan_present(int(e.name.rsplit("-", 1)[1]))))
+        build=_build_biggan, fetch=_fetch_biggan, hub=_src, config=lambda r=_res: ("biggan", biggan_deep_config(r)),
+        weights_sha256=_src.sha256.get("pytorch_model.bin"),    # checked against the file before each load
+        weights_path=lambda e: biggan_dir(_biggan_res(e)) / "pytorch_model.bin",
+        is_cached=lambda e: _biggan_present(_biggan_res(e))))
