@@ -41,7 +41,12 @@ def isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("NCT_WORKSPACE", str(ws))
     monkeypatch.setenv("NCT_RECIPES_DIR", str(rd))
     monkeypatch.chdir(ROOT)   # st.Page paths and the shipped face-part masks are relative to the repo
-    return ws, rd
+    yield ws, rd
+    for job in jobs.all_jobs():           # the run registry is per server process: start each test clean
+        job.stop.set()
+        if job.thread is not None:
+            job.thread.join(60)
+        jobs.dismiss(job.out_dir)
 
 
 def app(page: str | None = None, model: str = "tiny", **state) -> AppTest:
@@ -374,6 +379,68 @@ def test_batch_page_shows_recipe_errors(isolated_dirs):
     at = app("pages/batch.py")
     assert not at.exception
     assert "cannot be run" in at.error[0].value and "nosuchclass" in at.error[0].value
+
+
+def test_batch_page_lists_unrunnable_recipes_and_always_draws_runs(isolated_dirs):
+    ws, rd = isolated_dirs
+    _recipe(rd)
+    # Alphabetically first, but its weights are absent: marked in the list, never a page-stopping error.
+    (rd / "aaa-absent.yaml").write_text("model: weights/nothing-here.pt\nedits: [{blend: {region: {blob: {}}}}]\n")
+    at = app("pages/batch.py")
+    assert not at.exception and not at.error, messages(at)
+    choice = at.selectbox(key="batch_recipe_choice")
+    assert Path(choice.value).name == "tiny-label-swap.yaml"        # the default is one that can run
+    labels = list(choice.options)
+    assert any("aaa-absent.yaml" in l and "cannot run" in l and "not found" in l for l in labels), labels
+    job = jobs.start(rd / "tiny-label-swap.yaml", ws / "ds" / "runs", count=2, device="cpu", batch_size=2)
+    wait_for(job)
+    choice.set_value(str((rd / "aaa-absent.yaml").resolve())).run()
+    assert any("cannot run on this machine" in w.value for w in at.warning), messages(at)
+    # The Runs section is there all the same, with the finished run and its contact sheet.
+    assert any("wrote 2" in s.value for s in at.success), messages(at)
+    at.button(key=f"dismiss_{job.out_dir}").click().run()
+    assert jobs.get(job.out_dir) is None and (job.out_dir / "metadata.csv").is_file()
+
+
+def test_batch_page_reads_recipes_only_from_its_folders(isolated_dirs, tmp_path):
+    ws, rd = isolated_dirs
+    _recipe(rd)
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("model: tiny\nTOP-SECRET-LINE: 1\n" * 50)
+    at = app("pages/batch.py")
+    at.selectbox(key="batch_recipe_choice").set_value("another file…").run()
+    for text in (str(secret), "../secret.yaml", "/etc/passwd"):
+        at.text_input(key="batch_recipe_path").input(text).run()
+        assert not at.exception
+        msg = messages(at)
+        assert "outside the recipes folder" in msg and "TOP-SECRET" not in msg and "root:" not in msg, msg
+        assert not any(b.key == "batch_start" for b in at.button)
+
+
+def test_batch_page_without_cuda_says_so_once(isolated_dirs):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    ws, rd = isolated_dirs
+    _recipe(rd)
+    at = app("pages/batch.py")
+    at.selectbox(key="batch_device").set_value("cuda").run()
+    assert [e.value for e in at.error] == ["This machine has no CUDA device: choose cpu or auto."]
+    assert not any(b.key == "batch_start" for b in at.button)
+
+
+def test_start_right_after_stop_waits_for_the_closing_runner(isolated_dirs):
+    ws, rd = isolated_dirs
+    rec = _recipe(rd, 40)
+    out = ws / "restart"
+    first = jobs.start(rec, out, count=40, device="cpu", batch_size=1)
+    assert first.error is None
+    first.stop.set()                       # the user pressed Stop; the runner finishes its batch
+    second = jobs.start(rec, out, count=40, device="cpu", batch_size=1)
+    assert second.error is None, second.error      # not refused by our own closing runner
+    assert not first.running
+    second.stop.set()
+    wait_for(second)
+    assert second.done >= first.done and second.progress_text().startswith(f"{second.done} / 40")
 
 
 # -- review page ---------------------------------------------------------------------------------------
