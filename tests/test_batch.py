@@ -400,3 +400,16 @@ def test_merge_cli(recipe_file, tmp_path, capsys):
     compare_datasets(tmp_path / "one", a, max_level_diff=1)
     assert main(["merge", str(tmp_path / "nothing")]) == 1
     assert "not a dataset directory" in capsys.readouterr().err
+
+
+def test_merge_two_runs_of_one_recipe_with_different_counts(recipe_file, tmp_path, capsys):
+    run_batch(recipe_file, tmp_path / "a", count=5, batch_size=4, device="cpu", command="c")
+    run_batch(recipe_file, tmp_path / "b", count=9, batch_size=4, device="cpu", command="c")
+    assert main(["merge", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert "merged 9 variants" in capsys.readouterr().out
+    run_batch(recipe_file, tmp_path / "one", count=9, batch_size=4, device="cpu", command="c")
+    compare_datasets(tmp_path / "one", tmp_path / "a")
+    assert "9 written of 9 requested" in (tmp_path / "a" / "README.md").read_text()
+    # and a resume with a smaller count says what the folder holds
+    run_batch(recipe_file, tmp_path / "one", count=4, batch_size=4, device="cpu", command="c")
+    assert "9 written: 4 of the 4 the latest run requested" in (tmp_path / "one" / "README.md").read_text()

@@ -4,7 +4,7 @@ Rendering is batched on the device (`recipes.render_variants`, one engine pass p
 PNG encoding and the atomic, fsynced writes run in a thread pool (Pillow's zlib encoder and
 file I/O release the GIL) while the main thread renders the next batch, so the device does not
 wait for the disk. Rows are committed batch by batch in variant order, after their files are
-durable; the layout, locking and resume rules live in `toolkit.dataset`.
+durable; the layout, locking and resume rules live in `toolkit.dataset` (writer).
 
 Variant i depends only on (recipe, seed, i), so a run can be split: `shard=(K, N)` renders the
 indices i with i % N == K. Under torchrun (RANK/WORLD_SIZE set) each process takes its shard
@@ -149,11 +149,9 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
 
     with DatasetWriter(out_dir, shard) as ds:
         gen = load_generator(recipe.model, device=device)   # zoo name or resolved path (recipes)
-        info = RunInfo(
-            recipe_name=recipe.name, recipe_sha256=recipe.sha256, recipe_text=recipe.text,
-            recipe_path=str(recipe.path) if recipe.path else "",
-            model_id=gen.provenance.model_id, model_sha256=gen.provenance.sha256,
-            model_license=gen.provenance.license or "", model_architecture=gen.architecture,
+        info = RunInfo.from_provenance(
+            gen.provenance, recipe_name=recipe.name, recipe_sha256=recipe.sha256, recipe_text=recipe.text,
+            recipe_path=str(recipe.path) if recipe.path else "", model_architecture=gen.architecture,
             class_names=list(gen.class_names) if gen.n_classes else [], count=count,
             save_source=_save_source(recipe), toolkit_version=__version__, commands=[command])
         ds.begin(info)
@@ -282,6 +280,6 @@ def _drain_after_error(ds: DatasetWriter, pending) -> None:
                 pass
         try:
             ds.commit(rows)
-        except OSError:
+        except (OSError, DatasetError):     # commit reports a failing disk as DatasetError
             log.exception("could not commit finished variants after an error; a rerun re-renders them")
             return

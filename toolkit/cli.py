@@ -111,6 +111,30 @@ def _cmd_merge(args) -> int:
     return 0
 
 
+def _cmd_review(args) -> int:
+    from .dataset import parse_where, review_statuses_from_csv, set_review_where, update_review
+    if bool(args.from_csv) == bool(args.where or args.set):
+        raise ValueError("review: give either --from-csv FILE, or --where COL=VALUE ... with --set STATE")
+    if args.from_csv:
+        statuses = review_statuses_from_csv(args.from_csv)
+        n = update_review(args.dir, statuses)
+        print(f"{args.dir}: {n} of {len(statuses)} listed rows changed")
+        return 0
+    if not args.set:
+        raise ValueError("review --where: say which status to set with --set accepted|rejected|pending")
+    matched, n = set_review_where(args.dir, [parse_where(w) for w in args.where], args.set)
+    print(f"{args.dir}: {matched} rows match, {n} changed to {args.set}")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from .dataset import Where, export_where, parse_where, read_manifest
+    where = [parse_where(w) for w in args.where] + ([Where("review", (args.status,))] if args.status else [])
+    out = export_where(args.dir, args.to, where)
+    print(f"exported {len(read_manifest(out))} rows to {out} (its own metadata.csv, dataset.json and README.md)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m toolkit", description="Neural Collage Toolkit")
     sub = p.add_subparsers(dest="command", required=True)
@@ -149,6 +173,23 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("merge", help="merge shard parts (and other dataset dirs of the same run) into DIR")
     g.add_argument("dirs", nargs="+", metavar="DIR", help="target dataset dir, then optional dirs to merge into it")
     g.set_defaults(func=_cmd_merge)
+
+    states = ("pending", "accepted", "rejected")   # toolkit.dataset.REVIEW_STATES (a test keeps them equal);
+    # not imported here, since toolkit.dataset pulls in pandas for every command
+    where_help = "filter rows: COL=VALUE (repeat: values of one column OR'ed, columns AND'ed), COL>=X, COL<=X"
+    r = sub.add_parser("review", help="set review statuses from a CSV file (file_name,review) or by filter")
+    r.add_argument("dir", metavar="DIR", help="dataset directory")
+    r.add_argument("--from-csv", metavar="FILE", help="CSV with columns file_name,review (others ignored)")
+    r.add_argument("--where", action="append", default=[], metavar="COL=VALUE", help=where_help)
+    r.add_argument("--set", choices=states, help="the status to give every row --where selects")
+    r.set_defaults(func=_cmd_review)
+
+    e = sub.add_parser("export", help="copy matching rows and their files into a new dataset directory")
+    e.add_argument("dir", metavar="DIR", help="source dataset directory")
+    e.add_argument("--to", required=True, metavar="DEST", help="new or empty directory, outside DIR")
+    e.add_argument("--status", choices=states, help="only rows with this review status (default: any)")
+    e.add_argument("--where", action="append", default=[], metavar="COL=VALUE", help=where_help)
+    e.set_defaults(func=_cmd_export)
     return p
 
 
