@@ -453,7 +453,7 @@ def _dataset(ws: Path, rd: Path, count: int = 4) -> Path:
 def test_review_edits_persist_filters_charts_and_export(isolated_dirs):
     ws, rd = isolated_dirs
     out = _dataset(ws, rd)
-    at = app("pages/review.py", review_dir=str(out))
+    at = app("pages/review.py", review_dir=str(out), review_mode="Table")
     assert not at.exception and not at.error, messages(at)
     editor_key = at.get("dataframe")[0].key
     at.session_state[editor_key] = {"edited_rows": {0: {"review": "accepted"}, 2: {"review": "rejected"}},
@@ -463,7 +463,7 @@ def test_review_edits_persist_filters_charts_and_export(isolated_dirs):
     df = dataset.read_manifest(out)
     assert list(df["review"]) == ["accepted", "pending", "rejected", "pending"]
     # A fresh session sees the saved state (it is in metadata.csv, not in the session).
-    at2 = app("pages/review.py", review_dir=str(out), review_status=["accepted"])
+    at2 = app("pages/review.py", review_dir=str(out), review_status=["accepted"], review_mode="Table")
     assert "1 of 4 rows match" in " ".join(c.value for c in at2.caption)
     # Export the accepted subset.
     at2.text_input(key="review_export_dest").input("accepted-only")
@@ -473,10 +473,86 @@ def test_review_edits_persist_filters_charts_and_export(isolated_dirs):
     assert list(sub["file_name"]) == [df["file_name"][0]] and (ws / "accepted-only" / sub["file_name"][0]).is_file()
 
 
+def test_review_table_saves_every_edit_without_rebuilding_the_editor(isolated_dirs):
+    ws, rd = isolated_dirs
+    out = _dataset(ws, rd)
+    at = app("pages/review.py", review_dir=str(out), review_mode="Table")
+    key = at.get("dataframe")[0].key
+    edits = {"edited_rows": {0: {"review": "accepted"}}, "added_rows": [], "deleted_rows": []}
+    for step in ({1: {"review": "rejected"}}, {3: {"review": "accepted"}}, {1: {"review": "pending"}}):
+        at.session_state[key] = edits
+        at.run()
+        assert not at.exception and not at.error, messages(at)
+        assert at.get("dataframe")[0].key == key          # the same editor: the next click lands
+        edits = {**edits, "edited_rows": {**edits["edited_rows"], **step}}
+    at.session_state[key] = edits
+    at.run()
+    assert list(dataset.read_manifest(out)["review"]) == ["accepted", "pending", "pending", "accepted"]
+
+
+def test_review_gallery_decides_and_moves_on(isolated_dirs):
+    ws, rd = isolated_dirs
+    out = _dataset(ws, rd)
+    at = app("pages/review.py", review_dir=str(out))
+    assert not at.exception and not at.error, messages(at)
+    assert any(i.caption.startswith("#0 ") for el in at.get("image") for i in el.proto.imgs), images(at)
+    assert "label map" in images(at) and "mask" in images(at) and "source" in images(at)
+    at.button(key="review_accept").click().run()
+    at.button(key="review_reject").click().run()
+    at.button(key="review_prev").click().run()
+    at.button(key="review_pending").click().run()
+    assert list(dataset.read_manifest(out)["review"]) == ["accepted", "pending", "pending", "pending"]
+    assert any(i.caption.startswith("#2 ") for el in at.get("image") for i in el.proto.imgs)
+    # Filter + sort by any column; bulk actions act on every matching row.
+    at.radio(key="review_overlay").set_value("label map").run()
+    assert not at.exception
+    at.selectbox(key="review_sort").set_value("variant_seed").run()
+    at.toggle(key="review_desc").set_value(True).run()
+    at.selectbox(key="review_extra_col").set_value("variant_index").run()
+    at.multiselect(key="review_extra_vals_variant_index").set_value(["1", "3"]).run()
+    assert "2 of 4 rows match" in " ".join(c.value for c in at.caption)
+    at.button(key="review_reject_all").click().run()
+    assert list(dataset.read_manifest(out)["review"]) == ["accepted", "rejected", "pending", "rejected"]
+
+
+def test_review_exports_into_datasets_and_offers_a_zip(isolated_dirs):
+    ws, rd = isolated_dirs
+    out = _dataset(ws, rd)
+    dataset.update_review(out, {dataset.read_manifest(out)["file_name"][1]: "accepted"})
+    at = app("pages/review.py", review_dir=str(out))
+    btn = at.button(key="review_export")
+    assert btn.label == "Export 1 accepted row"
+    btn.click().run()
+    assert not at.error, messages(at)
+    dest = ws / "datasets" / "r-accepted"
+    assert len(dataset.read_manifest(dest)) == 1
+    assert any(el.key == "review_zip" for el in at.get("download_button")), [e.key for e in at.get("download_button")]
+
+
+def test_review_view_pictures_overlays_and_zip(isolated_dirs, tmp_path):
+    from toolkit.ui.review_view import overlay, row_picture, zip_dataset
+    ws, rd = isolated_dirs
+    out = _dataset(ws, rd, 2)
+    row = dataset.read_manifest(out).iloc[0].to_dict()
+    im, lm, mask = (row_picture(out, row, c) for c in ("file_name", "label_map_file", "mask_file"))
+    assert im.size == lm.size == mask.size and im.mode == lm.mode == "RGB"
+    assert overlay(im, mask, "mask_file").size == im.size
+    crafted = {**row, "mask_file": "../../etc/passwd"}
+    assert row_picture(out, crafted, "mask_file") is None
+    import zipfile
+    z = zipfile.ZipFile(io.BytesIO(zip_dataset(out)))
+    assert f"{out.name}/metadata.csv" in z.namelist() and not any("/." in n for n in z.namelist())
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(dataset.DatasetError, match="not a dataset folder"):
+        zip_dataset(tmp_path / "plain")
+    with pytest.raises(dataset.DatasetError, match="too large"):
+        zip_dataset(out, limit=10)
+
+
 def test_review_thumbnails_are_data_urls(isolated_dirs):
     ws, rd = isolated_dirs
     out = _dataset(ws, rd, 2)
-    at = app("pages/review.py", review_dir=str(out))
+    at = app("pages/review.py", review_dir=str(out), review_mode="Table")
     tbl = at.get("dataframe")[0].value
     assert len(tbl) == 2
     for col in ("image", "source"):
@@ -521,7 +597,7 @@ def test_review_while_the_batch_page_is_still_appending_loses_no_rows(isolated_d
     deadline = time.time() + 60
     while job.done < 3 and time.time() < deadline:
         time.sleep(0.02)
-    at = app("pages/review.py", review_dir=str(out))
+    at = app("pages/review.py", review_dir=str(out), review_mode="Table")
     at.session_state[at.get("dataframe")[0].key] = {"edited_rows": {0: {"review": "rejected"}, 1: {"review": "accepted"}},
                                                     "added_rows": [], "deleted_rows": []}
     at.run()
