@@ -11,8 +11,8 @@ import torch
 from toolkit import recipes
 from toolkit.ui import jobs
 from toolkit.ui import widgets as W
-from toolkit.ui.recipe_list import list_recipes, resolve_recipe_path, short, user_recipes_dir
-from toolkit.ui.workspace import WorkspaceError, inside_workspace, recipes_dir, workspace_root
+from toolkit.ui.recipe_list import list_recipes, resolve_recipe_path, short
+from toolkit.ui.workspace import WorkspaceError, inside_workspace, recipes_dir, user_recipes_dir, workspace_root
 
 W.sidebar()
 st.title("Batch")

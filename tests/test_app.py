@@ -261,6 +261,20 @@ def _save(at, prefix: str, name: str) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
+def test_editors_offer_the_result_mask_and_label_map_as_downloads(isolated_dirs):
+    at = app("pages/label_swap.py")
+    at.session_state["swap_canvas"] = strokes([(PALETTE[0], (0, 0, 128, 128))])
+    at.run()
+    assert not at.exception and not at.error, messages(at)
+    keys = [el.key for el in at.get("download_button")]
+    assert keys == ["swap_download_result", "swap_download_mask", "swap_download_label_map"], keys
+    at = app()
+    at.session_state["blend_canvas"] = strokes([(PALETTE[0], (0, 128, 256, 256))])
+    at.run()
+    keys = [el.key for el in at.get("download_button")]
+    assert keys == ["blend_download_result", "blend_download_mask", "blend_download_label_map"], keys
+
+
 def test_saved_swap_recipe_validates_and_runs_in_the_batch_runner(isolated_dirs):
     ws, rd = isolated_dirs
     at = app("pages/label_swap.py")
@@ -270,8 +284,9 @@ def test_saved_swap_recipe_validates_and_runs_in_the_batch_runner(isolated_dirs)
     at.multiselect(key="swap_extra_classes").set_value(["purple"])
     _save(at, "swap", "drawn-swap")
     assert not at.error, messages(at)
-    path = rd / "drawn-swap.yaml"
-    assert path.is_file() and (rd / "masks" / "drawn-swap" / "swap0.png").is_file()
+    path = ws / "recipes" / "drawn-swap.yaml"       # the workspace, never the shipped recipes folder
+    assert path.is_file() and (ws / "recipes" / "masks" / "drawn-swap" / "swap0.png").is_file()
+    assert not (rd / "drawn-swap.yaml").exists()
     rec = recipes.load_recipe(path)
     edit = rec.data["edits"][0]["label_swap"]
     assert edit["to"] == {"choice": ["green", "purple"]} and edit["region"]["jitter"] == {"translate": 0.05}
@@ -292,12 +307,12 @@ def test_saved_blend_recipe_matches_the_preview_and_runs(isolated_dirs):
     at.checkbox(key="blend_rand_refs").check()
     _save(at, "blend", "drawn-blend")
     assert not at.error, messages(at)
-    rec = recipes.load_recipe(rd / "drawn-blend.yaml")
-    mask = np.asarray(Image.open(rd / "masks" / "drawn-blend" / "ref0.png"))
+    rec = recipes.load_recipe(ws / "recipes" / "drawn-blend.yaml")
+    mask = np.asarray(Image.open(ws / "recipes" / "masks" / "drawn-blend" / "ref0.png"))
     assert mask.shape == (32, 32) and mask[:16].max() == 0 and mask[16:].min() == 255
     assert rec.data["edits"][0]["blend"]["reference"]["seed"] == {"range": [0, 1_000_000]}
     assert rec.data["edits"][0]["blend"]["strength"] == [at.slider(key=f"blend_point_{i}").value for i in range(4)]
-    summary = run_batch(rd / "drawn-blend.yaml", ws / "b", count=3, device="cpu", batch_size=3)
+    summary = run_batch(ws / "recipes" / "drawn-blend.yaml", ws / "b", count=3, device="cpu", batch_size=3)
     assert summary.written == 3
     assert len(dataset.read_manifest(ws / "b")) == 3
 

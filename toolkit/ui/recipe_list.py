@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from .. import zoo
-from .workspace import WorkspaceError, recipes_dir, workspace_root
+from .workspace import WorkspaceError, recipes_dir, user_recipes_dir, workspace_root
 
 MAX_RECIPE_BYTES = 256 << 10          # recipes are a few hundred bytes; anything huge is not one
 SUFFIXES = (".yaml", ".yml")
@@ -25,11 +25,6 @@ def short(text: object, limit: int = 300) -> str:
     """A message cut to `limit` characters (errors may quote a file; never echo much of it)."""
     s = str(text)
     return s if len(s) <= limit else s[:limit] + f"… [{len(s) - limit} more characters]"
-
-
-def user_recipes_dir() -> Path:
-    """Where the app saves recipes: `$NCT_WORKSPACE/recipes` (never the repository's folder)."""
-    return workspace_root() / "recipes"
 
 
 def recipe_dirs() -> list[Path]:
