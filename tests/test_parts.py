@@ -121,3 +121,66 @@ def test_shipped_part_models_match_their_models(name, request):
     assert pm is not None and all(not n.startswith("part") for n in pm.names)   # a person named them
     labels = segment(g, pm, *inputs(g, [0, 1, 2, 3]))
     assert labels.shape == (4, 64, 64)
+
+
+# -- recipes: part regions and matched references --------------------------------------------------
+def _recipe(tmp_path, g, text: str):
+    from toolkit.recipes import load_recipe
+    pm = discover(g, 4, n_samples=12, seed=0, restarts=1).with_names(["a", "b", "c", "d"])
+    pm.save(tmp_path / "parts.safetensors")
+    (tmp_path / "r.yaml").write_text(text)
+    return load_recipe(tmp_path / "r.yaml").for_generator(g), pm
+
+
+def test_part_region_is_the_hand_computed_mask_of_each_source(tiny, tmp_path):
+    from toolkit.part_edits import dilate
+    from toolkit.pipeline import render_variants
+    r, pm = _recipe(tmp_path, tiny, """
+model: tiny
+parts: parts.safetensors
+edits:
+  - label_swap: {to: blue, region: {part: [b, 2], grow: 1}}
+""")
+    vs = r.variants(range(3))
+    out = render_variants(tiny, r, vs)
+    z = sample_latents(tiny, [v.seed for v in vs])
+    y = torch.tensor([v.source.class_id for v in vs])
+    labels = segment(tiny, pm, z, y).numpy()
+    for k, rv in enumerate(out):
+        hand = dilate(np.isin(labels[k], [1, 2]), 1)
+        assert np.array_equal(rv.mask, np.where(hand, 255, 0).astype(np.uint8))
+        assert rv.params["edits"][0]["label_swap"]["region"] == {"part": ["b", 2], "grow": 1}
+    assert not np.array_equal(out[0].mask, out[1].mask)      # the region follows each source
+
+
+def test_matched_references_raise_part_iou_and_are_batch_independent(faces64, tmp_path):
+    from toolkit.part_edits import _render_candidates, match_scores
+    from toolkit.pipeline import render_variants
+    from toolkit.recipes import load_recipe
+    (tmp_path / "r.yaml").write_text("""
+model: faces64
+edits:
+  - blend:
+      reference: {seed: {range: [0, 100000]}, match: eyes_mouth, candidates: 8}
+      region: {part: eyes_mouth, grow: 1}
+      strength: parts
+""")
+    r = load_recipe(tmp_path / "r.yaml").for_generator(faces64)
+    vs = r.variants(range(6))
+    together = render_variants(faces64, r, vs)
+    alone = [render_variants(faces64, r, [v])[0] for v in vs[:2]]
+    for a, b in zip(alone, together):
+        assert a.params == b.params and np.array_equal(a.image, b.image)
+    pm = shipped(faces64)
+    chosen, random_mean = [], []
+    for v, rv in zip(vs, together):
+        cands = list(v.edits[0].reference.candidates)
+        src_l, src_i = _render_candidates(faces64, pm, [v.seed], None, None)
+        l, im = _render_candidates(faces64, pm, cands, None, None)
+        sc = match_scores(src_l[0], src_i[0], l, im, pm.ids("eyes_mouth"), 4)
+        m = rv.params["edits"][0]["blend"]["reference"]["match"]
+        assert rv.params["edits"][0]["blend"]["reference"]["seed"] == cands[int(np.argmax(sc[:, 0]))]
+        assert m["score"] == pytest.approx(sc[:, 0].max(), abs=1e-5)
+        chosen.append(m["iou"])
+        random_mean.append(sc[:, 1].mean())
+    assert np.mean(chosen) > np.mean(random_mean) + 0.02

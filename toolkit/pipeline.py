@@ -18,9 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .engine import Blend, LabelSwap, render
+from .engine import Blend, LabelSwap, render, render_with_features
 from .images import to_uint8
-from .masks import rasterize_region
+from .masks import PartRegion, rasterize_region
+from .part_edits import needs_parts, part_model_for, resolve as resolve_parts
+from .parts import segment_features
 from .recipes import Recipe, Variant
 from .recipes.variants import BlendEdit, LabelSwapEdit
 from .sampling import sample_latents
@@ -65,6 +67,9 @@ def edit_masks(recipe: Recipe, variant: Variant, resolution: int) -> list[np.nda
     Regions the recipe draws no random parts for are rasterised once (`recipe.rasters`)."""
     out = []
     for j, e in enumerate(variant.edits):
+        if isinstance(e.region, PartRegion):
+            out.append(None)        # follows the source: filled in once the source is rendered
+            continue
         if not recipe.region_is_fixed(j):
             out.append(rasterize_region(e.region, resolution, recipe.load_mask))
             continue
@@ -191,6 +196,13 @@ def _render_group(gen, recipe: Recipe, variants: list[Variant], per_masks: list[
     info, dev, res = recipe.info, gen.device, gen.resolution
     z = sample_latents(gen, [v.seed for v in variants], trunc)
     y = torch.tensor([v.source.class_id for v in variants], device=dev) if info.n_classes else None
+    if needs_parts(variants):   # part regions / matched references: from the source pass's own features
+        pm = part_model_for(recipe, gen)
+        raw_src, states = render_with_features(gen, z, y, truncation=trunc, capture=pm.points)
+        variants, per_masks = resolve_parts(gen, pm, variants, per_masks, segment_features(pm, states, res).cpu().numpy(),
+                                            to_uint8(raw_src), trunc)
+    else:
+        raw_src = render(gen, z, y, truncation=trunc)
     blends = []
     blend_idx = [j for j, e in enumerate(variants[0].edits) if isinstance(e, BlendEdit)]
     if blend_idx:
@@ -203,7 +215,6 @@ def _render_group(gen, recipe: Recipe, variants: list[Variant], per_masks: list[
             strength = torch.tensor([v.edits[j].strength for v in variants], dtype=torch.float32)
             blends.append(Blend(zr, mask, strength, yr))
     raw = render(gen, z, y, swap=_swap(variants, per_masks, gen.n_stages), blends=blends, truncation=trunc)
-    raw_src = render(gen, z, y, truncation=trunc)
     finite = (torch.isfinite(raw).flatten(1).all(1) & torch.isfinite(raw_src).flatten(1).all(1)).tolist()
     problem = None
     if not all(finite):
