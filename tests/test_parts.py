@@ -184,3 +184,35 @@ edits:
         chosen.append(m["iou"])
         random_mean.append(sc[:, 1].mean())
     assert np.mean(chosen) > np.mean(random_mean) + 0.02
+
+
+# -- the app's Parts mode --------------------------------------------------------------------------
+def test_app_parts_mode_on_both_editors_saves_part_regions(tmp_path, monkeypatch):
+    pytest.importorskip("streamlit.testing.v1")
+    from test_app import _save, app, find, messages
+    from toolkit.recipes import load_recipe
+    ws, rd = tmp_path / "ws", tmp_path / "recipes"
+    ws.mkdir(), rd.mkdir()
+    monkeypatch.setenv("NCT_WORKSPACE", str(ws))
+    monkeypatch.setenv("NCT_RECIPES_DIR", str(rd))
+    monkeypatch.chdir(__import__("pathlib").Path(__file__).resolve().parent.parent)
+    # Label swap on terrain64 (its shipped part model): the target's region is parts of the source.
+    at = app("pages/label_swap.py", model="terrain64")
+    names = ["light_ground", "vegetation", "dark_rock", "sky"]
+    at.multiselect(key="swap_parts0").set_value(names).run()
+    assert not at.exception and not at.error, messages(at)
+    assert find(at, "Result: stages")                     # a region exists: the swap preview is shown
+    _save(at, "swap", "parts-swap")
+    rec = load_recipe(rd / "parts-swap.yaml")
+    assert rec.data["edits"][0]["label_swap"]["region"] == {"part": names, "grow": 1, "feather": 0.0}
+    # Feature blend: eyes and mouth of reference 1 as a part region.
+    if not toolkit.zoo.ZOO["faces64"].is_cached(None):
+        pytest.skip("faces64 is not in the model cache")
+    at = app("pages/feature_blend.py", model="faces64")
+    before = find(at, "Result")
+    at.multiselect(key="blend_parts0").set_value(["eyes_mouth"]).run()
+    assert not at.exception and not at.error, messages(at)
+    assert find(at, "Result") != before
+    _save(at, "blend", "parts-blend")
+    rec = load_recipe(rd / "parts-blend.yaml")
+    assert rec.data["edits"][0]["blend"]["region"] == {"part": ["eyes_mouth"], "grow": 1, "feather": 0.0}

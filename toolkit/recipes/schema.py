@@ -146,8 +146,9 @@ BLEND = obj({
         "match": any_of(PART_SPEC, description="Pick, per variant, the candidate reference that fits the source "
                         "best around these parts (part-mask IoU minus a colour penalty in a ring around them; "
                         "docs/PARTS.md)", **_x("a part name or id, or a list of them")),
-        "candidates": num(2, 256, integer=True, default=16,
-                          description="With `match`: how many candidate seeds (drawn from `seed`) are compared"),
+        "candidates": num(2, 256, integer=True,
+                          description="With `match`: how many candidate seeds (drawn from `seed`) are compared "
+                                      "(default 16)"),
     }, description="Which image the features come from: its latent seed and (conditional models) its class.",
         default={"seed": {"range": DEFAULT_REFERENCE_SEEDS}}),
     "region": REGION,

@@ -322,7 +322,7 @@ def expand(data: dict, info: ModelInfo, base_seed: int, i: int) -> Variant:
             if ref.get("match") is not None:    # candidates from their own stream: other draws stay as they were
                 m, crng = ref["match"], _rng(base_seed, i, "match", j)
                 match = tuple(m) if isinstance(m, list) else (m,)
-                cands = tuple(int(_draw(ref["seed"], crng, integer=True)) for _ in range(int(ref["candidates"])))
+                cands = tuple(int(_draw(ref["seed"], crng, integer=True)) for _ in range(int(ref.get("candidates", 16))))
             edits.append(BlendEdit(Reference(rseed, rname, rid, match, cands, (), len(cands)), strength,
                                    concrete_region(spec["region"], rng)))
     return Variant(i, source, tuple(edits))
