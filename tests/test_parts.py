@@ -216,3 +216,30 @@ def test_app_parts_mode_on_both_editors_saves_part_regions(tmp_path, monkeypatch
     _save(at, "blend", "parts-blend")
     rec = load_recipe(rd / "parts-blend.yaml")
     assert rec.data["edits"][0]["blend"]["region"] == {"part": ["eyes_mouth"], "grow": 1, "feather": 0.0}
+
+
+def test_pipeline_part_map_is_the_edited_images_own(tiny, tmp_path):
+    """Any recipe of a model with a known part model gets the part map of what was rendered (the
+    edited image), from the same pass: it equals segmenting the edit by hand."""
+    from toolkit.pipeline import render_variants
+    r, pm = _recipe(tmp_path, tiny, """
+model: tiny
+parts: parts.safetensors
+edits:
+  - label_swap: {to: blue, region: {shape: rectangle, box: [0, 0, 0.5, 1]}}
+""")
+    vs = r.variants(range(2))
+    out = render_variants(tiny, r, vs)
+    z = sample_latents(tiny, [v.seed for v in vs])
+    y = torch.tensor([v.source.class_id for v in vs])
+    w = torch.zeros(1, 32, 32)
+    w[:, :, :16] = 1
+    from toolkit import LabelSwap
+    hand = segment(tiny, pm, z, y, swap=LabelSwap(torch.tensor([[2], [2]]), w)).numpy()
+    for k, rv in enumerate(out):
+        assert rv.part_map.dtype == np.uint8 and np.array_equal(rv.part_map, hand[k])
+    from toolkit.recipes import load_recipe
+    (tmp_path / "plain.yaml").write_text("model: tiny\nedits:\n  - label_swap: {to: blue, region: {shape: rectangle, "
+                                         "box: [0, 0, 0.5, 1]}}\n")
+    plain = load_recipe(tmp_path / "plain.yaml").for_generator(tiny)
+    assert render_variants(tiny, plain, plain.variants([0]))[0].part_map is None    # no part model: no map

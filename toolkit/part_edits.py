@@ -46,10 +46,13 @@ def needs_parts(variants: list[Variant]) -> bool:
                for v in variants for e in v.edits)
 
 
-def part_model_for(recipe, generator) -> PartModel:
-    """The recipe's `parts` file (inside its folder), else the part model shipped for the model."""
+def part_model_for(recipe, generator, required: bool = True) -> PartModel | None:
+    """The recipe's `parts` file (inside its folder), else the part model shipped for the model;
+    None when there is none and it is not `required` (a recipe without part regions)."""
     rel = recipe.data.get("parts")
     pm = PartModel.load(resolve_path(rel, recipe.base_dir, "a part model file")) if rel else shipped(generator)
+    if pm is None and not required:
+        return None
     if pm is None:
         raise ValueError(f"recipe {recipe.name!r} uses parts ({{part: ...}} regions or reference match) but no part "
                          f"model is known for {generator.name_for_errors}: make one with `python -m toolkit parts "

@@ -47,6 +47,7 @@ class RenderedVariant:
     edit_classes: list[str]
     locality: float
     problem: str | None = None         # set when the image is not finite: the variant must not count as done
+    part_map: np.ndarray | None = None  # [H, W] uint8 part ids of the *edited* image, when a part model is known
 
     @property
     def index(self) -> int:
@@ -196,8 +197,8 @@ def _render_group(gen, recipe: Recipe, variants: list[Variant], per_masks: list[
     info, dev, res = recipe.info, gen.device, gen.resolution
     z = sample_latents(gen, [v.seed for v in variants], trunc)
     y = torch.tensor([v.source.class_id for v in variants], device=dev) if info.n_classes else None
-    if needs_parts(variants):   # part regions / matched references: from the source pass's own features
-        pm = part_model_for(recipe, gen)
+    pm = part_model_for(recipe, gen, required=needs_parts(variants))
+    if pm is not None and needs_parts(variants):   # part regions / matched references: the source pass's features
         raw_src, states = render_with_features(gen, z, y, truncation=trunc, capture=pm.points)
         variants, per_masks = resolve_parts(gen, pm, variants, per_masks, segment_features(pm, states, res).cpu().numpy(),
                                             to_uint8(raw_src), trunc)
@@ -214,7 +215,13 @@ def _render_group(gen, recipe: Recipe, variants: list[Variant], per_masks: list[
             mask = torch.from_numpy(np.stack([m[n] for m in bm])).float()
             strength = torch.tensor([v.edits[j].strength for v in variants], dtype=torch.float32)
             blends.append(Blend(zr, mask, strength, yr))
-    raw = render(gen, z, y, swap=_swap(variants, per_masks, gen.n_stages), blends=blends, truncation=trunc)
+    swap = _swap(variants, per_masks, gen.n_stages)
+    part_maps = None
+    if pm is not None:   # what was rendered, per pixel: from the edited render's own features (same pass)
+        raw, states = render_with_features(gen, z, y, swap=swap, blends=blends, truncation=trunc, capture=pm.points)
+        part_maps = segment_features(pm, states, res).cpu().numpy().astype(np.uint8)
+    else:
+        raw = render(gen, z, y, swap=swap, blends=blends, truncation=trunc)
     finite = (torch.isfinite(raw).flatten(1).all(1) & torch.isfinite(raw_src).flatten(1).all(1)).tolist()
     problem = None
     if not all(finite):
@@ -243,5 +250,6 @@ def _render_group(gen, recipe: Recipe, variants: list[Variant], per_masks: list[
             variant=v, image=images[k], source_image=sources[k], label_map=label_map,
             mask=np.round(np.clip(union, 0, 1) * 255).astype(np.uint8), label=label, label_id=label_id,
             soft_label=soft, source_class=source_class, edit_classes=edit_classes,
-            locality=locality(images[k], sources[k], union), problem=None if finite[k] else problem))
+            locality=locality(images[k], sources[k], union), problem=None if finite[k] else problem,
+            part_map=None if part_maps is None else part_maps[k]))
     return out
