@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -42,7 +41,6 @@ from .images import grid, to_uint8
 from .io import atomic_path
 from .sampling import derive_seed, sample_classes, sample_latents
 
-log = logging.getLogger(__name__)
 
 FORMAT_TAG = "nct-part-model-1"
 SHIPPED_DIR = Path(__file__).parent / "weights" / "parts"
