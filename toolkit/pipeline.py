@@ -197,7 +197,10 @@ def _render_group(gen, recipe: Recipe, variants: list[Variant], per_masks: list[
     info, dev, res = recipe.info, gen.device, gen.resolution
     z = sample_latents(gen, [v.seed for v in variants], trunc)
     y = torch.tensor([v.source.class_id for v in variants], device=dev) if info.n_classes else None
-    pm = part_model_for(recipe, gen, required=needs_parts(variants))
+    # Part maps cost about one render on small models and no dataset column holds them yet: computed
+    # only for recipes that use parts or name a part model (`parts:`), not for every zoo model's recipe.
+    uses_parts = needs_parts(variants) or bool(recipe.data.get("parts"))
+    pm = part_model_for(recipe, gen, required=needs_parts(variants)) if uses_parts else None
     if pm is not None and needs_parts(variants):   # part regions / matched references: the source pass's features
         raw_src, states = render_with_features(gen, z, y, truncation=trunc, capture=pm.points)
         variants, per_masks = resolve_parts(gen, pm, variants, per_masks, segment_features(pm, states, res).cpu().numpy(),
