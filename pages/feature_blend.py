@@ -9,6 +9,7 @@ from toolkit.masks import MaskFileError, resize_weights
 from toolkit.recipes import BLEND_PRESETS, blend_preset
 from toolkit.recipes.files import load_mask_file
 from toolkit.ui import widgets as W
+from toolkit.ui.parts_picker import apply_parts, parts_panel
 from toolkit.ui.recipe_builder import Randomise, blend_recipe
 from toolkit.ui.strokes import PALETTE, overlay, strokes_to_weights
 
@@ -41,7 +42,7 @@ def set_preset(name: str) -> None:
 def build(rnd, count, base_seed):
     return blend_recipe(key, [{"seed": r["seed"], "class": r["class"]} for r in refs], masks, strength, rnd,
                         source_class=names[src_cls] if gen.n_classes else None, count=count, seed=base_seed,
-                        source_seed=seed)
+                        source_seed=seed, parts=chosen_parts)
 
 
 editor = st.container()          # drawn first on the page, filled last (it needs the choices below)
@@ -139,6 +140,8 @@ with editor:
             # Painted strokes of other references keep their pixels: masks stay disjoint (sum ≤ 1).
             free = 1 - np.delete(masks, j, 0).sum(0)
             masks[j] = np.maximum(masks[j], np.minimum(np.max(extra, 0), free))
+    chosen_parts = parts_panel(key, dev, seed, src_cls, source, [f"reference {j + 1}" for j in range(n_refs)], "blend")
+    masks = apply_parts(masks, key, dev, seed, src_cls, chosen_parts)
     with c_mask:
         W.show(overlay(W.upscale_pil(source), masks, colours), caption="Regions (colour = reference)")
     with c_result:

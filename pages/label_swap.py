@@ -3,6 +3,7 @@ import numpy as np
 import streamlit as st
 
 from toolkit.ui import widgets as W
+from toolkit.ui.parts_picker import apply_parts, parts_panel
 from toolkit.ui.recipe_builder import Randomise, swap_recipe
 from toolkit.ui.strokes import PALETTE, overlay, strokes_to_weights
 
@@ -89,12 +90,14 @@ if uploaded is not None:
     k = targets.index(paint)
     others = np.delete(weights, k, 0).sum(0)
     weights[k] = np.maximum(weights[k], np.minimum(uploaded, 1 - others))
+chosen_parts = parts_panel(key, dev, seed, src_cls, source, list(targets), "swap")
+weights = apply_parts(weights, key, dev, seed, src_cls, chosen_parts)
 
 
 
 def build(rnd, count, base_seed):
     return swap_recipe(key, names[src_cls], targets, weights, (lo, hi), strength, rnd, count, base_seed,
-                       source_seed=seed)
+                       source_seed=seed, parts=chosen_parts)
 
 
 # The preview is variant 0 of the recipe "Save as recipe" writes, rendered by the batch pipeline.

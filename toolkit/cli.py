@@ -117,6 +117,33 @@ def _cmd_merge(args) -> int:
     return 0
 
 
+def _cmd_parts(args) -> int:
+    from .loading import load_generator
+    from .parts import PartModel, coverage, discover, part_sheet, sample_inputs, segment
+    g = load_generator(args.model, device=args.device)
+    if args.names and not args.from_file:
+        raise ValueError("--names renames an existing part model: give it with --from FILE")
+    pm = PartModel.load(args.from_file) if args.from_file else \
+        discover(g, args.parts, n_samples=args.samples, seed=args.seed, point=args.point,
+                 per_image=not args.global_centre)
+    pm.check(g)
+    if args.names:
+        pm = pm.with_names([n.strip() for n in args.names.split(",")])
+    z, y = sample_inputs(g, min(args.samples, 64), args.seed + 1)
+    cov = coverage(segment(g, pm, z, y).cpu(), pm.n_parts)
+    print(f"{pm.n_parts} parts of {pm.model_id} at blend point(s) {list(pm.points)} "
+          f"(resolutions {[g.blend_resolutions[p] for p in pm.points]}); on {len(z)} new samples:")
+    for i, name in enumerate(pm.names):
+        print(f"  {i:2d} {name:<14} {100 * cov['pixels'][i]:5.1f}% of pixels, in {100 * cov['present'][i]:5.1f}% of images")
+    if args.out:
+        print(f"wrote {pm.save(args.out)}")
+    if args.sheet:
+        from .images import save_png
+        print(f"wrote {save_png(part_sheet(g, pm, n=16, seed=args.seed + 2), args.sheet)} "
+              "(samples over their part overlay: name the parts with --from FILE --names a,b,...)")
+    return 0
+
+
 def _cmd_review(args) -> int:
     from .dataset import parse_where, review_statuses_from_csv, set_review_where, update_review
     if bool(args.from_csv) == bool(args.where or args.set):
@@ -180,6 +207,24 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--revision", default=None, help="Hub models: the commit (40 hex digits) to fetch from --repo")
     f.add_argument("--force", action="store_true", help="Hub models: download again even if the files are cached")
     f.set_defaults(func=_cmd_fetch)
+
+    pa = sub.add_parser("parts", help="discover a model's parts (k-means on its features); sheet to name them")
+    pa.add_argument("model", help="zoo name or weights path")
+    pa.add_argument("--parts", type=int, default=8, help="number of parts K (default 8)")
+    pa.add_argument("--out", default=None, help="part model file to write (.safetensors)")
+    pa.add_argument("--samples", type=int, default=256, help="seeded samples to cluster (default 256)")
+    pa.add_argument("--seed", type=int, default=0)
+    pa.add_argument("--point", type=int, action="append", default=None,
+                    help="blend point to cluster (repeat for several; default: mid-resolution points)")
+    pa.add_argument("--global-centre", action="store_true",
+                    help="centre features on the dataset mean only, not per image (models whose samples are one "
+                         "class each, such as terrain64: a part is then what a whole image is made of)")
+    pa.add_argument("--sheet", default=None, metavar="PNG", help="write samples with their parts overlaid")
+    pa.add_argument("--from", dest="from_file", default=None, metavar="FILE",
+                    help="use an existing part model instead of discovering one (e.g. to rename it)")
+    pa.add_argument("--names", default=None, help="comma-separated part names, in id order (with --from)")
+    pa.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    pa.set_defaults(func=_cmd_parts)
 
     g = sub.add_parser("merge", help="merge shard parts (and other dataset dirs of the same run) into DIR")
     g.add_argument("dirs", nargs="+", metavar="DIR", help="target dataset dir, then optional dirs to merge into it")
