@@ -211,16 +211,37 @@ def thumb(row: dict, column: str) -> str:
     return thumbnail(str(p), p.stat().st_mtime) if p is not None and p.is_file() else ""
 
 
+def save_table_edits(snap: dict) -> None:
+    """Write the edits the user made in a table snapshot that are not saved yet (positions refer to
+    that snapshot's rows, whatever the manifest holds now)."""
+    base = snap["base"]
+    edits = (st.session_state.get(snap["key"]) or {}).get("edited_rows") or {}
+    changes = {}
+    for pos, edit in edits.items():
+        name = base["file_name"][int(pos)]
+        if "review" in edit and snap["saved"].get(name) != edit["review"]:
+            changes[name] = edit["review"]
+    if changes:
+        try:
+            n = dataset.update_review(ddir, changes)
+            snap["saved"].update(changes)
+            st.toast(f"Saved {n} review change(s) to {dataset.MANIFEST}")
+        except dataset.DatasetError as e:
+            st.error(str(e))
+
+
 def table() -> None:
-    shown = view.head(MAX_ROWS)
-    if len(view) > MAX_ROWS:
-        st.caption(f"The table shows the first {MAX_ROWS}; narrow the filters to see others.")
-    # The editor's base is a snapshot taken when this row set was first shown; it is rebuilt only
-    # when the row set changes. Edits accumulate in the editor's state and only those not yet saved
-    # are written, so the editor is never re-created under the user's cursor.
-    ident = (str(ddir), tuple(shown["file_name"]))
+    # The editor's base is a snapshot of the rows taken when these filters were first shown; it is
+    # rebuilt only when the filters or the sort change, or on "Reload rows" (a runner may still be
+    # appending). Edits accumulate in the editor's state and only those not yet saved are written,
+    # so the editor is never re-created under the user's cursor and no edit is lost.
+    sig = (str(ddir), repr(where), sort_col, descending)
     snap = st.session_state.get("review_table_snapshot")
-    if snap is None or snap["ident"] != ident:
+    if snap is not None:
+        save_table_edits(snap)
+    reload = st.button("Reload rows", key="review_reload", help="Show rows appended since the table was drawn")
+    if snap is None or snap["sig"] != sig or reload:
+        shown = view.head(MAX_ROWS)
         rows = shown.to_dict("records")
         base = pd.DataFrame({
             "image": [thumb(r, "file_name") for r in rows],
@@ -234,24 +255,16 @@ def table() -> None:
             "file_name": shown["file_name"],
         }).reset_index(drop=True)
         gen = st.session_state.get("review_editor_gen", 0) + 1
-        snap = {"ident": ident, "base": base, "saved": dict(zip(base["file_name"], base["review"])),
+        snap = {"sig": sig, "base": base, "saved": dict(zip(base["file_name"], base["review"])),
                 "key": f"review_editor_{gen}"}
         st.session_state["review_editor_gen"] = gen
         st.session_state["review_table_snapshot"] = snap
     base, key = snap["base"], snap["key"]
-    edits = (st.session_state.get(key) or {}).get("edited_rows") or {}
-    changes = {}
-    for pos, edit in edits.items():
-        name = base["file_name"][int(pos)]
-        if "review" in edit and snap["saved"].get(name) != edit["review"]:
-            changes[name] = edit["review"]
-    if changes:
-        try:
-            n = dataset.update_review(ddir, changes)
-            snap["saved"].update(changes)
-            st.toast(f"Saved {n} review change(s) to {dataset.MANIFEST}")
-        except dataset.DatasetError as e:
-            st.error(str(e))
+    if len(view) > MAX_ROWS:
+        st.caption(f"The table shows the first {MAX_ROWS}; narrow the filters to see others.")
+    newer = len(view) - len(base) if len(view) <= MAX_ROWS else 0
+    if newer > 0:
+        st.caption(f"{newer} row(s) were added since this table was drawn: Reload rows to see them.")
     st.data_editor(
         base, key=key, hide_index=True, width="stretch", height=min(600, 80 + 70 * len(base)),
         disabled=[c for c in base.columns if c != "review"],
