@@ -203,7 +203,7 @@ def test_app_parts_mode_on_both_editors_saves_part_regions(tmp_path, monkeypatch
     assert not at.exception and not at.error, messages(at)
     assert find(at, "Result: stages")                     # a region exists: the swap preview is shown
     _save(at, "swap", "parts-swap")
-    rec = load_recipe(rd / "parts-swap.yaml")
+    rec = load_recipe(ws / "recipes" / "parts-swap.yaml")      # the app saves into the workspace
     assert rec.data["edits"][0]["label_swap"]["region"] == {"part": names, "grow": 1, "feather": 0.0}
     # Feature blend: eyes and mouth of reference 1 as a part region.
     if not toolkit.zoo.ZOO["faces64"].is_cached(None):
@@ -214,7 +214,7 @@ def test_app_parts_mode_on_both_editors_saves_part_regions(tmp_path, monkeypatch
     assert not at.exception and not at.error, messages(at)
     assert find(at, "Result") != before
     _save(at, "blend", "parts-blend")
-    rec = load_recipe(rd / "parts-blend.yaml")
+    rec = load_recipe(ws / "recipes" / "parts-blend.yaml")
     assert rec.data["edits"][0]["blend"]["region"] == {"part": ["eyes_mouth"], "grow": 1, "feather": 0.0}
 
 
