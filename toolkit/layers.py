@@ -45,6 +45,7 @@ class Condition:
         self.variants = variants
         # Resized weight maps, computed once per resolution and shared by all layers there.
         self._pyramid = {} if _pyramid is None else _pyramid
+        self._plans: dict = {}      # where the swap touches, per resolution (see `_swap_plan`)
 
     @classmethod
     def per_sample(cls, vectors: torch.Tensor, truncation: float | None = None, options=None):
@@ -90,6 +91,99 @@ class Condition:
         return out.view(b, -1, *w.shape[-2:])
 
 
+    def modulate(self, x_hat: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor],
+                 apply: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """A conditioned norm's affine step in *delta form*: `apply(x̂, fn(base)[..., None, None])`
+        everywhere, plus the label swap's correction where the swap touches.
+
+        fn: `[N, D] -> [N, 2C]`, gain over bias, affine in the condition vector. apply: the layer's
+        own per-sample op (e.g. `x̂·γ + β`). The base term is exactly the plain model's code path,
+        so pixels (and variants) without a swap are bit-identical to plain generation; inside a
+        swapped region the sum `Σ_k w_k·((γ_k − γ_0)·x̂ + (β_k − β_0))` is added, which equals
+        mixing the per-class parameters per pixel (`(1 − Σ w_k)·γ_0 + Σ w_k·γ_k`) up to rounding.
+        The correction runs only on the bounding box of the swapped pixels (or the touched tiles
+        when variants' boxes differ): for a small region the swap costs what plain generation does.
+        """
+        p0 = fn(self.base)                                                # [N, 2C]
+        out = apply(x_hat, p0[:, :, None, None])
+        if self.weights is None:
+            return out
+        plan = self._swap_plan(tuple(x_hat.shape[-2:]))
+        if plan is None:
+            return out
+        b, m, d = self.vectors.shape
+        delta = (fn(self.vectors[:, 1:].reshape(-1, d)).view(b, m - 1, -1) - p0[:, None])  # [N, K, 2C]
+        c = delta.shape[-1] // 2
+        w = self.weights_at(x_hat.shape[-2:])[:, 1:]                    # [N, K, h, w]
+        if plan[0] == "box":
+            _, rows, (r0, r1, c0, c1) = plan
+            region = (rows, slice(None), slice(r0, r1), slice(c0, c1))
+            o = out[region]                                             # a view: added in place
+            o += _swap_term(x_hat[region], w[region], delta[rows], c)
+            return out
+        _, tile, idx = plan
+        tiles = _tiles(out, tile)                                       # [N, nh, nw, C, t, t] view
+        term = _swap_term(_tiles(x_hat, tile)[idx], _tiles(w, tile)[idx], delta[idx[0]], c)
+        tiles.index_put_(idx, term, accumulate=True)                    # writes into out
+        return out
+
+    def _swap_plan(self, size: tuple[int, int]):
+        """Where the swap weights at `size` are non-zero, computed once per resolution (one device
+        sync): None (nowhere), `("box", rows, (r0, r1, c0, c1))` when every swapped variant has the
+        same bounding box (a map shared by the batch: plain slicing, no copies), else
+        `("tiles", t, (n, i, j))`: the t×t tiles that some swap weight touches, gathered."""
+        if size in self._plans:
+            return self._plans[size]
+        touched = self.weights_at(size)[:, 1:].sum(1) > 0                # [N, h, w]
+        h, w = size
+        rows, cols = touched.any(2), touched.any(1)                      # [N, h], [N, w]
+        ar_h, ar_w = torch.arange(h, device=touched.device), torch.arange(w, device=touched.device)
+        boxes = torch.stack([torch.where(rows, ar_h, h).amin(1), torch.where(rows, ar_h, -1).amax(1) + 1,
+                             torch.where(cols, ar_w, w).amin(1), torch.where(cols, ar_w, -1).amax(1) + 1], 1)
+        boxes = boxes.tolist()
+        used = [i for i, bx in enumerate(boxes) if bx[1] > 0]
+        if not used:
+            plan = None
+        elif all(boxes[i] == boxes[used[0]] for i in used):
+            # Rows between the swapped ones have zero weights there: adding their zero term is exact.
+            plan = ("box", slice(used[0], used[-1] + 1), tuple(boxes[used[0]]))
+        else:
+            t = _tile_size(h, w)
+            hit = touched.unflatten(1, (h // t, t)).unflatten(3, (w // t, t)).any(4).any(2)   # [N, nh, nw]
+            plan = ("tiles", t, hit.nonzero(as_tuple=True))
+        self._plans[size] = plan
+        return plan
+
+
+def _swap_term(x_hat: torch.Tensor, w: torch.Tensor, delta: torch.Tensor, c: int) -> torch.Tensor:
+    """`Σ_k w_k·(Δγ_k·x̂ + Δβ_k)` for x̂ `[n, C, h, w]`, weights `[n, K, h, w]`, deltas `[n, K, 2C]`."""
+    k = w.shape[1]
+    if k <= 2:
+        # Per class: one fused multiply-add into a temporary, one into the sum (no [n, 2C, h, w] maps).
+        term = None
+        for i in range(k):
+            t = torch.addcmul(delta[:, i, c:, None, None], x_hat, delta[:, i, :c, None, None]) * w[:, i:i + 1]
+            term = t if term is None else term + t
+        return term
+    # Many classes: mix the per-class deltas per pixel in one batched matmul each for gain and bias.
+    n, _, h, ww = w.shape
+    mixed = torch.bmm(delta.transpose(1, 2), w.reshape(n, k, h * ww)).view(n, 2 * c, h, ww)
+    return torch.addcmul(mixed[:, c:], x_hat, mixed[:, :c])
+
+
+def _tile_size(h: int, w: int) -> int:
+    """The largest power-of-two tile dividing both sides with about 8 tiles per side (≥ 1)."""
+    t = 1
+    while h % (2 * t) == 0 and w % (2 * t) == 0 and 2 * t <= max(1, min(h, w) // 8):
+        t *= 2
+    return t
+
+
+def _tiles(x: torch.Tensor, t: int) -> torch.Tensor:
+    """`[N, C, h, w]` as a `[N, h/t, w/t, C, t, t]` view (any strides), for gathering tiles."""
+    return x.unflatten(2, (x.shape[2] // t, t)).unflatten(4, (x.shape[3] // t, t)).permute(0, 2, 4, 1, 3, 5)
+
+
 def upsample2x(x: torch.Tensor) -> torch.Tensor:
     """Nearest-neighbour ×2 upsampling, bit-identical to `F.interpolate(x, scale_factor=2)` but
     several times faster on CPU (one strided copy instead of the generic kernel)."""
@@ -118,6 +212,6 @@ class ConditionalBatchNorm2d(nn.Module):
         x = F.batch_norm(x, self.running_mean, self.running_var, None, None,
                          self.training, self.momentum, self.eps)
         c = self.num_features
-        # Gain and bias in one projection (one matmul per layer, also for per-pixel conditions).
-        p = cond.project(lambda v: v @ torch.cat([self.gammas, self.betas], 1), x.shape[-2:])
-        return torch.addcmul(p[:, c:], x, p[:, :c])
+        # Gain and bias in one projection; a label swap adds its delta only where it touches.
+        table = torch.cat([self.gammas, self.betas], 1)
+        return cond.modulate(x, lambda v: v @ table, lambda x_hat, p: torch.addcmul(p[:, c:], x_hat, p[:, :c]))
