@@ -268,11 +268,12 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
         if not any(key):
             return plain
         if key not in cond_cache:
-            e0 = torch.zeros_like(src_w)
+            e0 = torch.zeros_like(src_w[:1])
             e0[:, 0] = 1
-            w = torch.where(act[:, None, None, None], src_w, e0)
-            ref_w = e0[:1].expand(zs.shape[0] - b, *e0.shape[1:])
-            cond_cache[key] = Condition(vectors, torch.cat([w, ref_w]), truncation, call_options, variants=b)
+            w = src_w if all(key) else torch.where(act[:, None, None, None], src_w, e0)
+            if zs.shape[0] > b:     # reference streams are plain generations: component 0 only
+                w = torch.cat([w, e0.expand(zs.shape[0] - b, *e0.shape[1:])])
+            cond_cache[key] = Condition(vectors, w, truncation, call_options, variants=b)
         return cond_cache[key]
 
     mask_cache: dict = {}

@@ -45,6 +45,7 @@ class Condition:
         self.variants = variants
         # Resized weight maps, computed once per resolution and shared by all layers there.
         self._pyramid = {} if _pyramid is None else _pyramid
+        self._swap_pyramid: dict = {}   # the swap components alone (1..M-1), for `modulate`
         self._plans: dict = {}      # where the swap touches, per resolution (see `_swap_plan`)
 
     @classmethod
@@ -66,12 +67,21 @@ class Condition:
             self._pyramid[key] = resize_weights(self.weights, key)
         return self._pyramid[key]
 
+    def swap_at(self, size: tuple[int, int]) -> torch.Tensor:
+        """`[B, M-1, h, w]`: the weights of components 1.. (the swapped classes) resized to `size`."""
+        key = tuple(size)
+        if key not in self._swap_pyramid:
+            self._swap_pyramid[key] = resize_weights(self.weights[:, 1:], key)
+        return self._swap_pyramid[key]
+
     def narrow(self, n: int) -> "Condition":
-        """The first n samples (views, pyramid included)."""
+        """The first n samples (views, pyramids included)."""
         pyr = {k: v[:n] for k, v in self._pyramid.items()}
         w = None if self.weights is None else self.weights[:n]
         v = None if self.variants is None else min(self.variants, n)
-        return Condition(self.vectors[:n], w, self.truncation, self.options, pyr, variants=v)
+        out = Condition(self.vectors[:n], w, self.truncation, self.options, pyr, variants=v)
+        out._swap_pyramid = {k: t[:n] for k, t in self._swap_pyramid.items()}
+        return out
 
     def project(self, fn: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
         """Apply a map `fn: [N, D] -> [N, C]` that is linear (affine) in the condition.
@@ -103,6 +113,7 @@ class Condition:
         mixing the per-class parameters per pixel (`(1 − Σ w_k)·γ_0 + Σ w_k·γ_k`) up to rounding.
         The correction runs only on the bounding box of the swapped pixels (or the touched tiles
         when variants' boxes differ): for a small region the swap costs what plain generation does.
+        x̂ must be the layer's own temporary: without autograd it is used as scratch space.
         """
         p0 = fn(self.base)                                                # [N, 2C]
         out = apply(x_hat, p0[:, :, None, None])
@@ -114,17 +125,16 @@ class Condition:
         b, m, d = self.vectors.shape
         delta = (fn(self.vectors[:, 1:].reshape(-1, d)).view(b, m - 1, -1) - p0[:, None])  # [N, K, 2C]
         c = delta.shape[-1] // 2
-        w = self.weights_at(x_hat.shape[-2:])[:, 1:]                    # [N, K, h, w]
+        w = self.swap_at(x_hat.shape[-2:])                              # [N, K, h, w]
         if plan[0] == "box":
             _, rows, (r0, r1, c0, c1) = plan
             region = (rows, slice(None), slice(r0, r1), slice(c0, c1))
-            o = out[region]                                             # a view: added in place
-            o += _swap_term(x_hat[region], w[region], delta[rows], c)
+            _add_swap_term(out[region], x_hat[region], w[region], delta[rows], c)   # in place, a view of out
             return out
         _, tile, idx = plan
-        tiles = _tiles(out, tile)                                       # [N, nh, nw, C, t, t] view
-        term = _swap_term(_tiles(x_hat, tile)[idx], _tiles(w, tile)[idx], delta[idx[0]], c)
-        tiles.index_put_(idx, term, accumulate=True)                    # writes into out
+        xs = _tiles(x_hat, tile)[idx]                                   # [P, C, t, t] gathered
+        term = _add_swap_term(torch.zeros_like(xs), xs, _tiles(w, tile)[idx], delta[idx[0]], c)
+        _tiles(out, tile).index_put_(idx, term, accumulate=True)        # scattered back into out
         return out
 
     def _swap_plan(self, size: tuple[int, int]):
@@ -134,7 +144,7 @@ class Condition:
         `("tiles", t, (n, i, j))`: the t×t tiles that some swap weight touches, gathered."""
         if size in self._plans:
             return self._plans[size]
-        touched = self.weights_at(size)[:, 1:].sum(1) > 0                # [N, h, w]
+        touched = (self.swap_at(size) > 0).any(1)                        # [N, h, w]
         h, w = size
         rows, cols = touched.any(2), touched.any(1)                      # [N, h], [N, w]
         ar_h, ar_w = torch.arange(h, device=touched.device), torch.arange(w, device=touched.device)
@@ -155,20 +165,23 @@ class Condition:
         return plan
 
 
-def _swap_term(x_hat: torch.Tensor, w: torch.Tensor, delta: torch.Tensor, c: int) -> torch.Tensor:
-    """`Σ_k w_k·(Δγ_k·x̂ + Δβ_k)` for x̂ `[n, C, h, w]`, weights `[n, K, h, w]`, deltas `[n, K, 2C]`."""
+def _add_swap_term(out: torch.Tensor, x_hat: torch.Tensor, w: torch.Tensor, delta: torch.Tensor,
+                   c: int) -> torch.Tensor:
+    """`out += Σ_k w_k·(Δγ_k·x̂ + Δβ_k)` in place, for x̂ and out `[n, C, h, w]`, weights
+    `[n, K, h, w]`, deltas `[n, K, 2C]`; returns out. Without autograd x̂ is overwritten."""
     k = w.shape[1]
     if k <= 2:
-        # Per class: one fused multiply-add into a temporary, one into the sum (no [n, 2C, h, w] maps).
-        term = None
+        # Per class: one fused multiply-add into a temporary, one into out (no [n, 2C, h, w] maps).
+        # Without autograd the last class reuses x̂'s memory: a fresh large tensor costs page faults.
         for i in range(k):
-            t = torch.addcmul(delta[:, i, c:, None, None], x_hat, delta[:, i, :c, None, None]) * w[:, i:i + 1]
-            term = t if term is None else term + t
-        return term
-    # Many classes: mix the per-class deltas per pixel in one batched matmul each for gain and bias.
+            scratch = x_hat if i == k - 1 and not torch.is_grad_enabled() else None
+            t = torch.addcmul(delta[:, i, c:, None, None], x_hat, delta[:, i, :c, None, None], out=scratch)
+            out.addcmul_(t, w[:, i:i + 1])
+        return out
+    # Many classes: mix the per-class deltas per pixel in one batched matmul, then one multiply-add.
     n, _, h, ww = w.shape
     mixed = torch.bmm(delta.transpose(1, 2), w.reshape(n, k, h * ww)).view(n, 2 * c, h, ww)
-    return torch.addcmul(mixed[:, c:], x_hat, mixed[:, :c])
+    return out.add_(torch.addcmul(mixed[:, c:], x_hat, mixed[:, :c]))
 
 
 def _tile_size(h: int, w: int) -> int:
