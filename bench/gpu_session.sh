@@ -111,7 +111,7 @@ EOF
 else
     DATA=${TRAIN_DATA:-_data/materials}
     # The shipped run's settings (docs/MATERIALS.md); a run folder or portable checkpoint continues.
-    TRAIN=(--ch 16 --d-ch 16 --z-dim 64 --batch 64 --lr-g 2e-4 --lr-d 4e-4 --ema 0.999 --steps 1000000
+    TRAIN=(--ch 16 --d-ch 16 --z-dim 64 --batch 32 --lr-g 2e-4 --lr-d 4e-4 --ema 0.999 --steps 1000000
            --device cuda)
     HELP=$("$PY" -m toolkit.train --help 2>/dev/null)
     if [ -n "${TRAIN_RESUME:-}" ] && grep -q -- "--resume-from" <<<"$HELP"; then

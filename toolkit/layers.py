@@ -111,8 +111,8 @@ class Condition:
         so pixels (and variants) without a swap are bit-identical to plain generation; inside a
         swapped region the sum `Σ_k w_k·((γ_k − γ_0)·x̂ + (β_k − β_0))` is added, which equals
         mixing the per-class parameters per pixel (`(1 − Σ w_k)·γ_0 + Σ w_k·γ_k`) up to rounding.
-        The correction runs only on the bounding box of the swapped pixels (or the touched tiles
-        when variants' boxes differ): for a small region the swap costs what plain generation does.
+        The correction runs only on the bounding box of the swapped pixels (the union of the
+        variants' boxes): for a small region the swap costs about what plain generation does.
         x̂ must be the layer's own temporary: without autograd it is used as scratch space.
         """
         p0 = fn(self.base)                                                # [N, 2C]
@@ -126,41 +126,27 @@ class Condition:
         delta = (fn(self.vectors[:, 1:].reshape(-1, d)).view(b, m - 1, -1) - p0[:, None])  # [N, K, 2C]
         c = delta.shape[-1] // 2
         w = self.swap_at(x_hat.shape[-2:])                              # [N, K, h, w]
-        if plan[0] == "box":
-            _, rows, (r0, r1, c0, c1) = plan
-            region = (rows, slice(None), slice(r0, r1), slice(c0, c1))
-            _add_swap_term(out[region], x_hat[region], w[region], delta[rows], c)   # in place, a view of out
-            return out
-        _, tile, idx = plan
-        xs = _tiles(x_hat, tile)[idx]                                   # [P, C, t, t] gathered
-        term = _add_swap_term(torch.zeros_like(xs), xs, _tiles(w, tile)[idx], delta[idx[0]], c)
-        _tiles(out, tile).index_put_(idx, term, accumulate=True)        # scattered back into out
+        rows, (r0, r1, c0, c1) = plan
+        region = (rows, slice(None), slice(r0, r1), slice(c0, c1))
+        _add_swap_term(out[region], x_hat[region], w[region], delta[rows], c)   # in place, a view of out
         return out
 
     def _swap_plan(self, size: tuple[int, int]):
         """Where the swap weights at `size` are non-zero, computed once per resolution (one device
-        sync): None (nowhere), `("box", rows, (r0, r1, c0, c1))` when every swapped variant has the
-        same bounding box (a map shared by the batch: plain slicing, no copies), else
-        `("tiles", t, (n, i, j))`: the t×t tiles that some swap weight touches, gathered."""
+        sync): None (nowhere), or `(rows, (r0, r1, c0, c1))`, the range of rows that have a swap and
+        the union of their bounding boxes. Rows and pixels inside it without a swap weight add an
+        exact zero. One box for all rows keeps the correction to a few large strided kernels; a
+        gather of the touched tiles per variant measured 2× slower than the union box covering the
+        whole image on CPU (docs/PERFORMANCE.md), so variants with different boxes share the union."""
         if size in self._plans:
             return self._plans[size]
         touched = (self.swap_at(size) > 0).any(1)                        # [N, h, w]
-        h, w = size
-        rows, cols = touched.any(2), touched.any(1)                      # [N, h], [N, w]
-        ar_h, ar_w = torch.arange(h, device=touched.device), torch.arange(w, device=touched.device)
-        boxes = torch.stack([torch.where(rows, ar_h, h).amin(1), torch.where(rows, ar_h, -1).amax(1) + 1,
-                             torch.where(cols, ar_w, w).amin(1), torch.where(cols, ar_w, -1).amax(1) + 1], 1)
-        boxes = boxes.tolist()
-        used = [i for i, bx in enumerate(boxes) if bx[1] > 0]
-        if not used:
-            plan = None
-        elif all(boxes[i] == boxes[used[0]] for i in used):
-            # Rows between the swapped ones have zero weights there: adding their zero term is exact.
-            plan = ("box", slice(used[0], used[-1] + 1), tuple(boxes[used[0]]))
-        else:
-            t = _tile_size(h, w)
-            hit = touched.unflatten(1, (h // t, t)).unflatten(3, (w // t, t)).any(4).any(2)   # [N, nh, nw]
-            plan = ("tiles", t, hit.nonzero(as_tuple=True))
+        rows_hit = touched.any(2).any(0), touched.any(1).any(0), touched.flatten(1).any(1)   # [h], [w], [N]
+        hit = [t.nonzero().flatten() for t in rows_hit]
+        plan = None
+        if hit[2].numel():
+            (r0, r1), (c0, c1), (n0, n1) = [(int(t[0]), int(t[-1]) + 1) for t in hit]
+            plan = (slice(n0, n1), (r0, r1, c0, c1))
         self._plans[size] = plan
         return plan
 
@@ -182,19 +168,6 @@ def _add_swap_term(out: torch.Tensor, x_hat: torch.Tensor, w: torch.Tensor, delt
     n, _, h, ww = w.shape
     mixed = torch.bmm(delta.transpose(1, 2), w.reshape(n, k, h * ww)).view(n, 2 * c, h, ww)
     return out.add_(torch.addcmul(mixed[:, c:], x_hat, mixed[:, :c]))
-
-
-def _tile_size(h: int, w: int) -> int:
-    """The largest power-of-two tile dividing both sides with about 8 tiles per side (≥ 1)."""
-    t = 1
-    while h % (2 * t) == 0 and w % (2 * t) == 0 and 2 * t <= max(1, min(h, w) // 8):
-        t *= 2
-    return t
-
-
-def _tiles(x: torch.Tensor, t: int) -> torch.Tensor:
-    """`[N, C, h, w]` as a `[N, h/t, w/t, C, t, t]` view (any strides), for gathering tiles."""
-    return x.unflatten(2, (x.shape[2] // t, t)).unflatten(4, (x.shape[3] // t, t)).permute(0, 2, 4, 1, 3, 5)
 
 
 def upsample2x(x: torch.Tensor) -> torch.Tensor:
