@@ -78,7 +78,8 @@ log "gpu_session: smoke=$SMOKE device=$DEV total budget ${TOTAL}s; work $WORK; o
 step environment 30 bash -c "nvidia-smi 2>/dev/null | head -15; $PY -c 'import sys, torch; print(sys.version); \
 print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"available\", torch.cuda.is_available()); \
 print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else \"no CUDA device\")'"
-step install 60 "$PY" bench/requirements_check.py --wheels .whl --target "$WORK/site"
+step install 60 "$PY" bench/requirements_check.py --wheels .whl --target "$WORK/site" \
+    --optional streamlit,streamlit-drawable-canvas      # only the app needs these
 [ -d "$WORK/site" ] && export PYTHONPATH="$PYTHONPATH:$WORK/site"
 
 # 2. Benchmarks: 64-px models (ratios, options, batch runner end to end, parts/projection hooks),

@@ -49,8 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requirements", default=str(ROOT / "requirements.txt"))
     ap.add_argument("--wheels", default=".whl", help="folder of carried .whl files (used only if it exists)")
     ap.add_argument("--target", default=None, help="install carried wheels here (add it to PYTHONPATH)")
+    ap.add_argument("--optional", default="", help="comma-separated packages whose absence is reported, not an "
+                    "error (e.g. the app's streamlit on a benchmark machine)")
     args = ap.parse_args(argv)
     reqs = requirements(Path(args.requirements))
+    optional = {n.strip().lower() for n in args.optional.split(",") if n.strip()}
     missing = [n for n, _ in reqs if found(n) is None]
     wheels = sorted(Path(args.wheels).glob("*.whl")) if Path(args.wheels).is_dir() else []
     if missing and wheels and args.target:
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:28s} wanted {spec or 'any':14s} found {v or '-':14s} {ok}")
     if missing:
         print(f"still missing: {', '.join(missing)} (carry wheels in .whl/, see docs/PERFORMANCE.md)")
-    return 1 if missing else 0
+    return 1 if any(n.lower() not in optional for n in missing) else 0
 
 
 if __name__ == "__main__":

@@ -48,6 +48,8 @@ def test_requirements_check_reports_pins_and_missing(tmp_path, capsys):
     assert re.search(r"torch .*differs from the pin", out)
     assert re.search(r"numpy .* ok", out)
     assert "no-such-package-xyz" in out and "MISSING" in out
+    assert requirements_check.main(["--requirements", str(req), "--wheels", str(tmp_path / "none"),
+                                    "--optional", "No-Such-Package-XYZ"]) == 0
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """The engine's fast paths equal the plain definitions they replace.
 
 - Label swap in delta form (`Condition.modulate`): base-class affine everywhere plus the swap's
-  correction inside boxes/tiles, against the full per-pixel mixture of per-class parameters.
+  correction inside the swapped box, against the full per-pixel mixture of per-class parameters.
 - Fixed blend references (same latent and class in every variant) run as one stream row.
 """
 from __future__ import annotations
