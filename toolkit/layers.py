@@ -100,7 +100,6 @@ class Condition:
         out = torch.bmm(p.transpose(1, 2), w.reshape(b, m, -1))
         return out.view(b, -1, *w.shape[-2:])
 
-
     def modulate(self, x_hat: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor],
                  apply: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """A conditioned norm's affine step in *delta form*: `apply(x̂, fn(base)[..., None, None])`
@@ -132,8 +131,8 @@ class Condition:
         return out
 
     def _swap_plan(self, size: tuple[int, int]):
-        """Where the swap weights at `size` are non-zero, computed once per resolution (one device
-        sync): None (nowhere), or `(rows, (r0, r1, c0, c1))`, the range of rows that have a swap and
+        """Where the swap weights at `size` are non-zero, computed once per resolution (three small
+        device syncs): None (nowhere), or `(rows, (r0, r1, c0, c1))`, the range of rows that have a swap and
         the union of their bounding boxes. Rows and pixels inside it without a swap weight add an
         exact zero. One box for all rows keeps the correction to a few large strided kernels; a
         gather of the touched tiles per variant measured 2× slower than the union box covering the
