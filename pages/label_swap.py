@@ -3,7 +3,7 @@ import numpy as np
 import streamlit as st
 
 from toolkit.ui import widgets as W
-from toolkit.ui.recipe_builder import swap_recipe
+from toolkit.ui.recipe_builder import Randomise, swap_recipe
 from toolkit.ui.strokes import PALETTE, overlay, strokes_to_weights
 
 W.sidebar(page_default=W.CONDITIONAL_DEFAULT)
@@ -82,27 +82,29 @@ if uploaded is not None:
     others = np.delete(weights, k, 0).sum(0)
     weights[k] = np.maximum(weights[k], np.minimum(uploaded, 1 - others))
 
+
+
+def build(rnd, count, base_seed):
+    return swap_recipe(key, names[src_cls], targets, weights, (lo, hi), strength, rnd, count, base_seed,
+                       source_seed=seed)
+
+
+# The preview is variant 0 of the recipe "Save as recipe" writes, rendered by the batch pipeline.
 with c_result:
     if not weights.any():
         W.show(source, caption="Result: draw a region on the source to see the swap (source shown)")
     else:
-        result = W.render_swap(key, dev, seed, src_cls, tuple(names.index(t) for t in targets), weights,
-                               (lo, hi), (strength,))[0]
+        result = W.preview(key, dev, build(Randomise(), 1, 0))[0]
         W.show(result, caption=f"Result: stages {lo}–{hi}, strength {strength:.2f}")
 
 if weights.any():
     st.subheader("Morph strip (strength 0 → 1)")
     steps = (0.0, 0.25, 0.5, 0.75, 1.0)
-    strip = W.render_swap(key, dev, seed, src_cls, tuple(names.index(t) for t in targets), weights, (lo, hi), steps)
+    strip = W.preview(key, dev, build(Randomise(), 1, 0), strengths=steps)
     for col, s, im in zip(st.columns(len(steps)), steps, strip):
         with col:
             W.show(im, caption=f"strength {s:.2f}", size=160)
     with st.expander("Regions as the engine sees them"):
         W.show(overlay(W.upscale_pil(source), weights, colours), caption="Regions (colour = target class)")
-
-
-def build(rnd, count, base_seed):
-    return swap_recipe(key, names[src_cls], targets, weights, (lo, hi), strength, rnd, count, base_seed)
-
 
 W.save_recipe_form("swap", build, gen=gen, swap_classes=True)

@@ -18,6 +18,7 @@ from PIL import Image
 
 from toolkit import dataset as ds
 from toolkit import io as tio
+from toolkit.dataset import locks, manifest
 from toolkit.dataset import (COLUMNS, DatasetError, DatasetLockedError, DatasetWriter, RunInfo, export_subset,
                              manifest_lock, merge, read_manifest, update_review)
 
@@ -124,9 +125,9 @@ def test_unconditional_layout_has_no_label_maps(tmp_path):
 
 def test_png_bytes_are_deterministic_and_16bit_label_maps_for_many_classes():
     v = fake_variant(3)
-    assert ds.encode_png(v.image) == ds.encode_png(v.image.copy())
+    assert tio.encode_png(v.image) == tio.encode_png(v.image.copy())
     many = np.arange(300 * 4, dtype=np.int64).reshape(30, 40) % 1000
-    im = Image.open(__import__("io").BytesIO(ds.encode_png(many, ds.class_palette([f"c{i}" for i in range(1000)]))))
+    im = Image.open(__import__("io").BytesIO(tio.encode_png(many, ds.class_palette([f"c{i}" for i in range(1000)]))))
     assert im.mode.startswith("I") and np.array_equal(np.asarray(im).astype(np.int64), many)
 
 
@@ -201,9 +202,10 @@ def test_read_only_copy_can_be_read(tmp_path, monkeypatch):
     def read_only(path, mode, what):
         raise OSError(errno.EROFS, "Read-only file system", str(path))
 
-    monkeypatch.setattr(ds, "_lock_fd", read_only)   # what a read-only mount does to the lock file
+    monkeypatch.setattr(locks, "lock_fd", read_only)   # what a read-only mount does to the lock file
     assert len(read_manifest(tmp_path / "ds")) == 2
-    with pytest.raises(OSError, match="Read-only"):
+    # issue 13: a clear DatasetError (was a raw OSError), still naming the cause
+    with pytest.raises(DatasetError, match="Read-only.*Nothing was changed"):
         update_review(tmp_path / "ds", {"images/000000.png": "accepted"})
 
 
@@ -302,7 +304,7 @@ def test_review_while_a_runner_appends_loses_no_rows(tmp_path):
 
         def appender():
             for i in range(1, n):   # rows only (files are irrelevant to the race)
-                w.commit([{**template, "variant_index": str(i), "file_name": f"images/{i:06d}.png"}])
+                w.commit([{**template, "variant_index": str(i), **ds.layout_files(i, CLASSES, True)}])
 
         t = threading.Thread(target=appender)
         t.start()
@@ -417,12 +419,153 @@ def test_append_after_a_half_written_append_repairs_first(tmp_path):
         w.begin(run_info())
         w.commit([w.write_variant(fake_variant(0))])
         row1 = w.write_variant(fake_variant(1))
-        line = ds._rows_to_csv([row1], header=False)
+        line = manifest.rows_to_csv([row1], header=False)
         with open(tmp_path / "metadata.csv", "a") as f:     # a full disk stopped this append mid-line
             f.write(line[: len(line) // 2])
         w.commit([w.write_variant(fake_variant(2))])
     assert read_manifest(tmp_path)["variant_index"].tolist() == [0, 2]
     big = tmp_path / "big.csv"
     big.write_bytes(b"h\n" + b"x" * 200_000)        # torn tail longer than one read block
-    ds._repair_torn_tail(big)
+    manifest.repair_torn_tail(big)
     assert big.read_bytes() == b"h\n"
+
+
+# -- curation: filters, CLI review/export, merge edge cases (issues 11 and 13) ------------------------
+def test_select_rows_and_parse_where(tmp_path):
+    write_run(tmp_path, range(6))
+    df = read_manifest(tmp_path)
+    W = ds.Where
+    assert ds.parse_where("label=red") == W("label", ("red",))
+    assert ds.parse_where("locality<=0.5") == W("locality", hi=0.5)
+    assert ds.parse_where("label_id>=2") == W("label_id", lo=2.0)
+    for bad in ("label", "=red", "locality<=x"):
+        with pytest.raises(DatasetError, match="--where"):
+            ds.parse_where(bad)
+    labels = sorted(set(df["label"]))
+    got = ds.select_rows(df, [W("label", (labels[0],)), W("label", (labels[-1],))])
+    assert set(got["label"]) == {labels[0], labels[-1]}
+    assert len(got) == df["label"].isin([labels[0], labels[-1]]).sum()
+    got = ds.select_rows(df, [W("locality", lo=0.1265, hi=0.1285), W("variant_index", ("1", "2", "3", "5"))])
+    assert got["variant_index"].tolist() == [2, 3]          # locality 0.127, 0.128; 1 and 5 outside the range
+    assert ds.select_rows(df, [W("label_id", (str(df.label_id[0]),))])["label_id"].eq(df.label_id[0]).all()
+    with pytest.raises(DatasetError, match="no column 'colour'.*file_name"):
+        ds.select_rows(df, [W("colour", ("red",))])
+    with pytest.raises(DatasetError, match="not numeric"):
+        ds.select_rows(df, [W("label", lo=1.0)])
+
+
+def test_review_cli_from_csv_and_by_filter(tmp_path, capsys):
+    from toolkit.cli import build_parser, main
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices
+    for cmd, flag in (("review", "set"), ("export", "status")):
+        assert tuple(next(a for a in sub[cmd]._actions if a.dest == flag).choices) == ds.REVIEW_STATES
+    d = tmp_path / "ds"
+    write_run(d, range(6))
+    review = tmp_path / "review.csv"
+    review.write_text("file_name,review,note\nimages/000001.png,accepted,ok\nimages/000004.png,rejected,blurry\n")
+    assert main(["review", str(d), "--from-csv", str(review)]) == 0
+    assert "2 of 2 listed rows changed" in capsys.readouterr().out
+    assert read_manifest(d)["review"].tolist() == ["pending", "accepted", "pending", "pending", "rejected", "pending"]
+    before = (d / "metadata.csv").read_bytes()
+    review.write_text("file_name,review\nimages/000002.png,accepted\nimages/000003.png,maybe\n")
+    assert main(["review", str(d), "--from-csv", str(review)]) == 1
+    err = capsys.readouterr().err
+    assert "review.csv: line 3: review 'maybe'" in err and "Traceback" not in err
+    review.write_text("name,status\nimages/000002.png,accepted\n")
+    assert main(["review", str(d), "--from-csv", str(review)]) == 1
+    assert "needs the columns file_name,review" in capsys.readouterr().err
+    assert (d / "metadata.csv").read_bytes() == before
+    # by filter: the same select_rows the Review page uses
+    label = read_manifest(d)["label"][0]
+    assert main(["review", str(d), "--where", f"label={label}", "--set", "rejected"]) == 0
+    df = read_manifest(d)
+    n = int((df["label"] == label).sum())
+    assert f"{n} rows match" in capsys.readouterr().out
+    assert set(df.loc[df["label"] == label, "review"]) == {"rejected"}
+    assert df.loc[df["label"] != label, "review"].tolist() == \
+        [s for s, lab in zip(["pending", "accepted", "pending", "pending", "rejected", "pending"], df["label"])
+         if lab != label]
+    assert main(["review", str(d), "--where", "label=red"]) == 1
+    assert "--set" in capsys.readouterr().err
+    assert main(["review", str(d)]) == 1 and "either --from-csv" in capsys.readouterr().err
+
+
+def test_export_cli_by_status_and_filter(tmp_path, capsys):
+    from toolkit.cli import main
+    src = tmp_path / "src"
+    write_run(src, range(6))
+    update_review(src, {"images/000001.png": "accepted", "images/000002.png": "accepted",
+                        "images/000005.png": "accepted"})
+    assert main(["export", str(src), "--to", str(tmp_path / "acc"), "--status", "accepted"]) == 0
+    assert "exported 3 rows" in capsys.readouterr().out
+    assert read_manifest(tmp_path / "acc")["variant_index"].tolist() == [1, 2, 5]
+    assert main(["export", str(src), "--to", str(tmp_path / "acc2"), "--status", "accepted",
+                 "--where", "variant_index<=2"]) == 0
+    assert read_manifest(tmp_path / "acc2")["variant_index"].tolist() == [1, 2]
+    assert main(["export", str(src), "--to", str(tmp_path / "none"), "--where", "label=nothing"]) == 1
+    assert "no rows match" in capsys.readouterr().err and not (tmp_path / "none").exists()
+    assert main(["export", str(src), "--to", str(src / "inside")]) == 1
+    assert "inside the source" in capsys.readouterr().err and not (src / "inside").exists()
+
+
+def test_merge_runs_of_one_recipe_with_different_counts(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_run(a, range(4), info=run_info(count=4))
+    with DatasetWriter(b) as w:
+        w.begin(run_info(count=7))
+        vs = [fake_variant(i) for i in range(7)]
+        vs[2].locality += 1e-3          # rendered in another batch composition: pixels may move by a level
+        w.commit([w.write_variant(v) for v in vs])
+        w.finish(True)
+    res = merge(a, b)
+    assert (res.rows, res.missing) == (7, [])
+    assert RunInfo.load(a / "dataset.json").count == 7
+    df = read_manifest(a)
+    assert df["locality"][2] == pytest.approx(fake_variant(2).locality, abs=1e-6)   # the target's copy is kept
+    assert "7 written of 7 requested" in (a / "README.md").read_text()
+
+
+def test_resume_with_a_smaller_count_says_what_is_true(tmp_path):
+    write_run(tmp_path, range(8), info=run_info(count=8))
+    write_run(tmp_path, range(3), info=run_info(count=3))
+    card = (tmp_path / "README.md").read_text()
+    assert "8 written of 3 requested" not in card
+    assert "8 written: 3 of the 3 the latest run requested (indices 0..2) and 5 beyond them" in card
+    assert "(up to index 7)" in card
+
+
+def test_merge_accepts_a_torn_last_line(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_run(a, [0, 2, 4], shard=(0, 2), info=run_info(count=6))
+    write_run(b, [1, 3, 5], shard=(1, 2), info=run_info(count=6))
+    part = b / "parts" / "shard-1-of-2.csv"
+    full = part.read_bytes()
+    part.write_bytes(full[: full.rstrip(b"\n").rfind(b"\n") + 25])   # b was killed while appending variant 5
+    source_before = part.read_bytes()
+    res = merge(a, b)
+    assert res.rows == 5 and res.missing == [5]
+    assert part.read_bytes() == source_before                  # the source is only read
+    assert not (a / "images" / "000005.png").exists()
+    # the target's own torn tail is cut under the lock, as a resume would
+    m = a / "metadata.csv"
+    m.write_bytes(m.read_bytes() + b"images/000009.png,re")
+    assert merge(a).rows == 5 and m.read_bytes().endswith(b"\n")
+
+
+def test_run_info_from_provenance_and_older_run_info(tmp_path):
+    from toolkit.provenance import Provenance
+    base = {k: v for k, v in run_info().__dict__.items()
+            if k not in ("model_id", "model_sha256", "model_license", "model_source", "model_nonfinite")}
+    info = RunInfo.from_provenance(Provenance("tiny", "b" * 64, "zoo", "MIT", ("stem.weight",)), **base)
+    assert (info.model_id, info.model_sha256, info.model_license, info.model_source) == ("tiny", "b" * 64, "MIT", "zoo")
+    write_run(tmp_path / "nan", range(2), info=info)
+    assert "NaN or infinite values in 1 tensor(s) (e.g. `stem.weight`)" in (tmp_path / "nan" / "README.md").read_text()
+    write_run(tmp_path / "ok", range(2))
+    assert "NaN" not in (tmp_path / "ok" / "README.md").read_text()
+    # a dataset.json written before these fields existed still loads (and resumes)
+    old = json.loads((tmp_path / "ok" / "dataset.json").read_text())
+    del old["model_source"], old["model_nonfinite"]
+    (tmp_path / "ok" / "dataset.json").write_text(json.dumps(old))
+    assert RunInfo.load(tmp_path / "ok" / "dataset.json").model_nonfinite == []
+    write_run(tmp_path / "ok", range(3))
+    assert len(read_manifest(tmp_path / "ok")) == 3

@@ -74,7 +74,8 @@ def torch_load(path: str | os.PathLike, allow: tuple[type, ...] = ()):
     except Exception as e:  # noqa: BLE001 - re-raised with the file named
         raise CheckpointError(f"{path}: not a loadable PyTorch weights file ({type(e).__name__}: "
                               f"{str(e).splitlines()[0][:300]}). Only tensors are read (weights_only=True); "
-                              "convert pickles that carry code with `python -m toolkit convert`.") from e
+                              "a pickle that carries code is never run: export plain tensors (a state dict) "
+                              "with the code that made it, or save as .safetensors") from e
 
 
 def check_state(expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor], source: str) -> None:

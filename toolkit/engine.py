@@ -26,7 +26,7 @@ import torch
 from .layers import Condition
 from .masks import resize_weights
 
-StageSpec = Union[None, range, Sequence[int], Sequence[Union[range, None]]]
+StageSpec = Union[None, range, Sequence[int], Sequence[Union[range, None]], torch.Tensor]
 _TOL = 1e-5
 
 
@@ -38,9 +38,11 @@ class LabelSwap:
     weights: `[K, H, W]` or `[B, K, H, W]` in [0, 1], summing to ≤ 1 per pixel; the rest of
              each pixel's weight stays with the variant's base class. Any resolution: the engine
              resizes per layer (area average when shrinking, nearest when growing).
-    stages:  which stages use the swap: `None` (all), a `range`/list of stage indices, or one
-             such entry per variant. The stem counts as part of stage 0 (it matters for models
-             whose stem is class-conditioned, such as BigGAN).
+    stages:  which stages use the swap: `None` (all), a `range`/list of stage indices, one such
+             entry per variant, or a bool tensor `[K, S]`/`[B, K, S]` saying per class (and
+             variant) which of the S stages use that class's weights (a class inactive at a stage
+             leaves its pixels' weight with the base class there). The stem counts as part of
+             stage 0 (it matters for models whose stem is class-conditioned, such as BigGAN).
     """
     classes: Union[Sequence[Union[int, str]], torch.Tensor]
     weights: torch.Tensor
@@ -71,8 +73,17 @@ def _first(h) -> torch.Tensor:
     return h[0] if isinstance(h, tuple) else h
 
 
-def _active_stages(stages: StageSpec, n_stages: int, batch: int) -> torch.Tensor:
-    """`[B, S]` bool: which stages use the swap, per variant."""
+def _active_stages(stages: StageSpec, n_stages: int, batch: int, n_classes: int) -> torch.Tensor:
+    """`[B, K, S]` bool: which stages use each swapped class's weights, per variant."""
+    if torch.is_tensor(stages):
+        act = stages.to(torch.bool)
+        if act.dim() == 2:
+            act = act.unsqueeze(0).expand(batch, *act.shape)
+        if act.dim() != 3 or act.shape[0] != batch or act.shape[1:] != (n_classes, n_stages):
+            raise ValueError(f"label swap stages tensor has shape {list(stages.shape)}; expected "
+                             f"[{n_classes}, {n_stages}] or [{batch}, {n_classes}, {n_stages}] (classes × stages)")
+        return act
+
     def row(spec) -> torch.Tensor:
         r = torch.zeros(n_stages, dtype=torch.bool)
         idx = range(n_stages) if spec is None else spec
@@ -86,8 +97,10 @@ def _active_stages(stages: StageSpec, n_stages: int, batch: int) -> torch.Tensor
     if per_variant:
         if len(stages) != batch:
             raise ValueError(f"per-variant label swap stages: got {len(stages)} entries for a batch of {batch}")
-        return torch.stack([row(s) for s in stages])
-    return row(stages).expand(batch, n_stages)
+        act = torch.stack([row(s) for s in stages])
+    else:
+        act = row(stages).expand(batch, n_stages)
+    return act[:, None, :].expand(batch, n_classes, n_stages)
 
 
 def _batch(t: torch.Tensor, dims: int, batch: int, what: str) -> torch.Tensor:
@@ -195,7 +208,7 @@ def _check_start(gen, start: Start | None, swap: LabelSwap | None, active, refs,
     rows = _first(start.state).shape[0]
     if rows != b:
         raise ValueError(f"start state has {rows} rows for {b} latents")
-    if swap is not None and swap.stages is not None and bool(active[:, :p].any()):
+    if swap is not None and swap.stages is not None and bool(active[..., :p].any()):
         raise ValueError(f"the source starts from inverted features at blend point {p}: label swap can act only "
                          f"on stages {p}..{gen.n_stages - 1} (the stages after that point); earlier stages are "
                          "fixed by the inversion. Ask for later stages, or project at an earlier point")
@@ -241,7 +254,7 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
 
     if swap is not None:
         src_cv, src_w = _swap_components(gen, swap, base_cv, dev)
-        active = _active_stages(swap.stages, gen.n_stages, b).to(dev)
+        active = _active_stages(swap.stages, gen.n_stages, b, src_w.shape[1] - 1).to(dev)
     else:
         src_cv, src_w, active = base_cv[:, None], None, None
     # Per-call options (e.g. per-variant noise) may differ between the rows of a reference stream.
@@ -249,7 +262,7 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
     _check_start(gen, start, swap, active, refs, b)
     if start is not None and active is not None:
         active = active.clone()
-        active[:, :int(start.point)] = False     # "all stages" from a start point: those after it
+        active[..., :int(start.point)] = False    # "all stages" from a start point: those after it
     m = src_cv.shape[1]
 
     # Stack streams: [source | ref_0 | ref_1 | ...]; references are plain generations.
@@ -263,14 +276,19 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
     def cond_for(stage: int) -> Condition:
         if src_w is None:
             return plain
-        act = active[:, stage]
-        key = tuple(act.tolist())
+        act = active[:, :, stage]                        # [B, K]
+        key = tuple(act.flatten().tolist())
         if not any(key):
             return plain
         if key not in cond_cache:
             e0 = torch.zeros_like(src_w[:1])
             e0[:, 0] = 1
-            w = src_w if all(key) else torch.where(act[:, None, None, None], src_w, e0)
+            if all(key):
+                w = src_w
+            else:
+                # Classes not active at this stage give their pixels back to the base class.
+                w_k = src_w[:, 1:] * act[:, :, None, None]
+                w = torch.cat([1 - w_k.sum(1, keepdim=True), w_k], 1)
             if zs.shape[0] > b:     # reference streams are plain generations: component 0 only
                 w = torch.cat([w, e0.expand(zs.shape[0] - b, *e0.shape[1:])])
             cond_cache[key] = Condition(vectors, w, truncation, call_options, variants=b)
