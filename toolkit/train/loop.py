@@ -18,8 +18,6 @@ import copy
 import csv
 import dataclasses
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +26,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checkpoints import save_generator
+from ..checkpoints import CheckpointError, load_file, save_generator, sha256_file
 from ..devices import resolve_device
 from ..generators.sngan import SNGANConfig, SNGANGenerator
 from ..images import grid, to_pil
+from ..io import atomic_path, save_png
 from ..layers import ConditionalBatchNorm2d
+from .augment import augment, parse_policy
 from .data import MaterialCrops
 from .discriminator import ProjectionDiscriminator
 
@@ -57,6 +57,9 @@ class TrainConfig:
     sample_every: int = 250
     ckpt_every: int = 100
     split: str = "train"
+    augment: str = ""           # DiffAugment policy for D's inputs, e.g. "translation,cutout" (augment.py)
+    d_warmup: int = 0           # first steps train only D (G and EMA frozen): a fresh D beside a warm-started G
+    init_from: str = ""         # warm start: G and EMA from this exported generator (.safetensors); D fresh
 
     def g_channels(self) -> list[int]:
         n = (self.resolution // 4).bit_length() - 1                  # upsampling blocks
@@ -92,10 +95,30 @@ class Trainer:
         self.ema = copy.deepcopy(self.g).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)
+        self.init_sha256 = ""
+        self.policy = parse_policy(cfg.augment)
         self.opt_g = torch.optim.Adam(self.g.parameters(), cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
         self.opt_d = torch.optim.Adam(self.d.parameters(), cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
         self.rng = torch.Generator().manual_seed(cfg.seed)     # data, latents, classes: CPU stream
         self.step_count = 0
+
+    def warm_start(self, path: Path) -> None:
+        """G and EMA start from an exported generator (fp16 exports widen to float32); only its
+        weights are used, so it must have this run's architecture and class names."""
+        src = load_file(path)
+        if list(getattr(src, "class_names", [])) != list(self.data.class_names):
+            raise CheckpointError(f"{path}: classes {getattr(src, 'class_names', None)} differ from the data's "
+                                  f"{self.data.class_names}; --init-from needs a model of the same classes")
+        try:
+            self.g.load_state_dict(src.state_dict())
+        except RuntimeError as e:
+            raise CheckpointError(f"{path}: cannot warm-start this architecture (--ch/--z-dim/--resolution "
+                                  f"must match the file's): {e}") from e
+        self.ema.load_state_dict(src.state_dict())
+        self.init_sha256 = sha256_file(path)
+
+    def _d(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.d(augment(x, self.policy, self.rng) if self.policy else x, y)
 
     def _latents(self, n: int):
         z = torch.randn(n, self.cfg.z_dim, generator=self.rng)
@@ -110,15 +133,20 @@ class Trainer:
             z, y_fake = self._latents(cfg.batch)
             with torch.no_grad():
                 fake = self.g(z, y_fake)
-            loss_d_real = F.relu(1 - self.d(x, y_real)).mean()
-            loss_d_fake = F.relu(1 + self.d(fake, y_fake)).mean()
+            loss_d_real = F.relu(1 - self._d(x, y_real)).mean()
+            loss_d_fake = F.relu(1 + self._d(fake, y_fake)).mean()
             self.opt_d.zero_grad(set_to_none=True)
             (loss_d_real + loss_d_fake).backward()
             self.opt_d.step()
+        row = {"step": self.step_count + 1, "loss_d_real": loss_d_real.item(), "loss_d_fake": loss_d_fake.item(),
+               "loss_g": float("nan")}
+        if self.step_count < cfg.d_warmup:          # D catches up with a warm-started G first
+            self.step_count += 1
+            return row
         z, y_fake = self._latents(cfg.batch)
         for p in self.d.parameters():
             p.requires_grad_(False)
-        loss_g = -self.d(self.g(z, y_fake), y_fake).mean()
+        loss_g = -self._d(self.g(z, y_fake), y_fake).mean()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -126,13 +154,14 @@ class Trainer:
             p.requires_grad_(True)
         self.step_count += 1
         self._update_ema()
-        return {"step": self.step_count, "loss_d_real": loss_d_real.item(), "loss_d_fake": loss_d_fake.item(),
-                "loss_g": loss_g.item()}
+        row["loss_g"] = loss_g.item()
+        return row
 
     @torch.no_grad()
     def _update_ema(self) -> None:
         t = self.step_count
-        decay = min(self.cfg.ema, (1 + t) / (10 + t))
+        # a warm-started EMA is already a good model: no warm-up that would let it jump to G
+        decay = self.cfg.ema if self.cfg.init_from else min(self.cfg.ema, (1 + t) / (10 + t))
         for pe, p in zip(self.ema.parameters(), self.g.parameters()):
             pe.lerp_(p.detach(), 1 - decay)
 
@@ -141,18 +170,11 @@ class Trainer:
         return {"config": dataclasses.asdict(self.cfg), "class_names": list(self.data.class_names),
                 "step": self.step_count, "g": self.g.state_dict(), "ema": self.ema.state_dict(),
                 "d": self.d.state_dict(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "rng": self.rng.get_state(), "torch_rng": torch.get_rng_state()}
+                "rng": self.rng.get_state(), "torch_rng": torch.get_rng_state(), "init_sha256": self.init_sha256}
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_path(path, make_parents=True) as tmp:
             torch.save(self.state(), tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
 
     def load(self, path: Path) -> None:
         st = torch.load(path, map_location="cpu", weights_only=True)
@@ -173,6 +195,7 @@ class Trainer:
         self.rng.set_state(st["rng"])
         torch.set_rng_state(st["torch_rng"])
         self.step_count = int(st["step"])
+        self.init_sha256 = st.get("init_sha256", "")
 
     # -- the shipped generator ----------------------------------------------------------------------
     @torch.no_grad()
@@ -212,17 +235,11 @@ class Trainer:
 
 def export(trainer: Trainer, path: Path, n_batches: int = 8) -> SNGANGenerator:
     gen = trainer.standing_ema(n_batches).cpu()
-    save_generator(gen, path, dtype=torch.float16,
-                   extra={"trained_steps": trainer.step_count, "train_config": dataclasses.asdict(trainer.cfg)})
+    extra = {"trained_steps": trainer.step_count, "train_config": dataclasses.asdict(trainer.cfg)}
+    if trainer.init_sha256:
+        extra["init_sha256"] = trainer.init_sha256
+    save_generator(gen, path, dtype=torch.float16, extra=extra)
     return gen
-
-
-def _save_png(im, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    im.save(tmp)
-    os.replace(tmp, path)
 
 
 def train(cfg: TrainConfig, data_dir: str, out: str, device: str = "auto", time_limit: float | None = None) -> Trainer:
@@ -237,6 +254,9 @@ def train(cfg: TrainConfig, data_dir: str, out: str, device: str = "auto", time_
     if ckpt.exists():
         trainer.load(ckpt)
         log.info("resumed %s at step %d", ckpt, trainer.step_count)
+    elif cfg.init_from:                  # only a new run starts from it; a resumed one has its own weights
+        trainer.warm_start(Path(cfg.init_from))
+        log.info("warm start from %s (sha256 %s)", cfg.init_from, trainer.init_sha256[:12])
     log_path = out_dir / "log.csv"
     new_log = not log_path.exists()
     t0, last = time.monotonic(), time.monotonic()
@@ -259,7 +279,7 @@ def train(cfg: TrainConfig, data_dir: str, out: str, device: str = "auto", time_
                          row["loss_d_fake"], row["loss_g"], row["s_per_step"])
             if s % cfg.sample_every == 0 or done:
                 gen = export(trainer, out_dir / "ema.safetensors")
-                _save_png(trainer.sample_grid(gen.to(dev)), out_dir / "samples" / f"step{s:06d}.png")
+                save_png(trainer.sample_grid(gen.to(dev)), out_dir / "samples" / f"step{s:06d}.png")
             if done:
                 break
     return trainer
