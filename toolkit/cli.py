@@ -111,6 +111,11 @@ def _cmd_merge(args) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:          # reached only for `train` alone; main() hands `train ...` over
+    from .train.loop import main as train_main
+    return train_main(["--help"], prog="python -m toolkit train")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m toolkit", description="Neural Collage Toolkit")
     sub = p.add_subparsers(dest="command", required=True)
@@ -149,12 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("merge", help="merge shard parts (and other dataset dirs of the same run) into DIR")
     g.add_argument("dirs", nargs="+", metavar="DIR", help="target dataset dir, then optional dirs to merge into it")
     g.set_defaults(func=_cmd_merge)
+
+    # the trainer has its own parser (every TrainConfig field is an option): main() passes it the rest
+    t = sub.add_parser("train", add_help=False, help="train a GAN on your labelled image folder "
+                       "(python -m toolkit train --help; docs/TRAINING.md)")
+    t.set_defaults(func=_cmd_train)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"] and argv[1:]:
+        from .train.loop import main as train_main
+        return train_main(argv[1:], prog="python -m toolkit train")
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:

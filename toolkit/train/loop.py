@@ -1,4 +1,7 @@
-"""GAN training for the shipped class-conditional generators: `python -m toolkit.train --data DIR --out RUN`.
+"""GAN training on a labelled image folder: `python -m toolkit train --data DIR --out RUN`.
+
+The generic path for users' own data (`folders.py`: ImageFolder or Hugging Face imagefolder) and
+for the shipped `terrain64` (a materials build, `materials.py`, is one such folder).
 
 SNGAN-projection generator (`toolkit.generators.sngan`) against a projection discriminator,
 hinge loss, Adam(β=(0, 0.9)), an exponential moving average (EMA) of the generator's weights.
@@ -18,6 +21,7 @@ import copy
 import csv
 import dataclasses
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +38,7 @@ from ..io import atomic_path, save_png
 from ..layers import ConditionalBatchNorm2d
 from .augment import augment, parse_policy
 from .data import MaterialCrops
+from .folders import ImageFolderData, open_training_data
 from .discriminator import ProjectionDiscriminator
 
 log = logging.getLogger(__name__)
@@ -87,7 +92,7 @@ def build_generator(cfg: TrainConfig, class_names: list[str]) -> SNGANGenerator:
 class Trainer:
     """Owns the models, optimisers and RNG; `step()` is one generator update (after n_dis D updates)."""
 
-    def __init__(self, cfg: TrainConfig, data: MaterialCrops, device: torch.device):
+    def __init__(self, cfg: TrainConfig, data: MaterialCrops | ImageFolderData, device: torch.device):
         self.cfg, self.data, self.device = cfg, data, device
         torch.manual_seed(cfg.seed)
         self.g = build_generator(cfg, data.class_names).to(device).train()
@@ -226,11 +231,14 @@ class Trainer:
         return gen.eval()
 
     @torch.no_grad()
-    def sample_grid(self, gen: SNGANGenerator, per_class: int = 8):
+    def sample_grid(self, gen: SNGANGenerator, per_class: int = 8, max_rows: int = 16):
+        """One row per class (the first `max_rows` classes), the same fixed latents in every row."""
         rng = torch.Generator().manual_seed(777)
         z = torch.randn(per_class, self.cfg.z_dim, generator=rng).to(self.device)
-        rows = [to_pil(gen(z, torch.full((per_class,), k, device=self.device))) for k in range(self.data.n_classes)]
-        return grid(rows, row_labels=self.data.class_names, scale=max(1, 64 // self.cfg.resolution))
+        shown = range(min(self.data.n_classes, max_rows))
+        rows = [to_pil(gen(z, torch.full((per_class,), k, device=self.device))) for k in shown]
+        return grid(rows, row_labels=[self.data.class_names[k] for k in shown],
+                    scale=max(1, 64 // self.cfg.resolution))
 
 
 def export(trainer: Trainer, path: Path, n_batches: int = 8) -> SNGANGenerator:
@@ -247,7 +255,7 @@ def train(cfg: TrainConfig, data_dir: str, out: str, device: str = "auto", time_
     dev = resolve_device(device)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = MaterialCrops(data_dir, split=cfg.split, size=cfg.resolution)
+    data = open_training_data(data_dir, size=cfg.resolution, split=cfg.split)
     log.info("data: %s", ", ".join(f"{c} {n}" for c, n in zip(data.class_names, data.counts)))
     trainer = Trainer(cfg, data, dev)
     ckpt = out_dir / "checkpoint.pt"
@@ -285,10 +293,15 @@ def train(cfg: TrainConfig, data_dir: str, out: str, device: str = "auto", time_
     return trainer
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m toolkit.train", description="train an SNGAN-projection "
-                                "generator on a class-labelled image folder (see docs/MATERIALS.md)")
-    p.add_argument("--data", required=True, help="data folder (materials build output, or DIR/<class>/*.jpg)")
+RESOLUTIONS = (32, 64, 128)
+
+
+def build_parser(prog: str = "python -m toolkit.train") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="train a class-conditional SNGAN-projection generator on "
+                                "a labelled image folder; the result (RUN/ema.safetensors) loads with "
+                                "load_generator(path) and in the app (see docs/TRAINING.md)")
+    p.add_argument("--data", required=True, help="image folder: FOLDER/<class>/*.jpg, or a Hugging Face imagefolder "
+                   "with metadata.csv (file_name,label), or a materials build (manifest.csv)")
     p.add_argument("--out", required=True, help="run folder; an existing checkpoint there is resumed")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -296,23 +309,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true", help="tiny 32px config, 3 steps: checks the pipeline on CPU")
     p.add_argument("--export", default=None, help="after training, also write the fp16 EMA generator here")
     for f in dataclasses.fields(TrainConfig):
+        extra = {"choices": RESOLUTIONS} if f.name == "resolution" else {}
         p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=None,
-                       help=f"(default {f.default})")
+                       help=f"(default {f.default})", **extra)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m toolkit.train") -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     values = dict(SMOKE) if args.smoke else {}
     values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                    if getattr(args, f.name) is not None})
     cfg = TrainConfig(**values)
-    trainer = train(cfg, args.data, args.out, args.device, args.time_limit)
+    try:
+        trainer = train(cfg, args.data, args.out, args.device, args.time_limit)
+    except (ValueError, OSError) as e:     # DataError, CheckpointError, settings mismatch: messages say how to fix
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if args.export:
         export(trainer, Path(args.export))
         print(f"wrote {args.export}")
-    print(f"trained to step {trainer.step_count}; run folder {args.out}")
+    print(f"trained to step {trainer.step_count}; model {Path(args.out) / 'ema.safetensors'} "
+          "(load_generator(path), or the app's weights path); rerun the same command to continue")
     return 0
