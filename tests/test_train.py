@@ -288,6 +288,42 @@ def test_cli_train_on_a_folder_resumes_exactly(tmp_path):
     assert torch.isfinite(render(gen, z, ["owl", "cat"])).all()
 
 
+def test_portable_checkpoint_continues_a_run_elsewhere(tmp_path):
+    """RUN/portable.safetensors (fp16 G/EMA/D, step, RNG; no pickle) continues a run in a new folder."""
+    data = _folder(tmp_path / "data")
+    run = tmp_path / "run"
+    assert cli_main(["train", "--data", str(data), "--out", str(run), "--smoke", "--steps", "2"]) == 0
+    full = torch.load(run / "checkpoint.pt", weights_only=True)
+    t = Trainer(TrainConfig(**SMOKE), ImageFolderData(data, 32), torch.device("cpu"))
+    t.load_portable(run / "portable.safetensors")
+    assert t.step_count == 2 and torch.equal(t.rng.get_state(), full["rng"])
+    for name in ("g", "ema", "d"):
+        for k, v in getattr(t, name).state_dict().items():
+            ref = full[name][k]
+            assert torch.equal(v, ref.half().float() if ref.is_floating_point() else ref), f"{name}.{k}"
+    other = tmp_path / "elsewhere"
+    assert cli_main(["train", "--data", str(data), "--out", str(other), "--smoke", "--steps", "3",
+                     "--resume-from", str(run / "portable.safetensors")]) == 0
+    with open(other / "log.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [3]
+    with pytest.raises(ValueError, match="other settings"):
+        Trainer(TrainConfig(**{**SMOKE, "ch": 8}), ImageFolderData(data, 32),
+                torch.device("cpu")).load_portable(run / "portable.safetensors")
+
+
+def test_resume_drops_log_rows_after_the_checkpoint(tmp_path):
+    """A run killed between checkpoints logged steps it will redo: the resumed log has each step once."""
+    data = _folder(tmp_path / "data")
+    run = tmp_path / "run"
+    args = ["train", "--data", str(data), "--out", str(run), "--smoke", "--ckpt-every", "2"]
+    assert cli_main(args + ["--steps", "2"]) == 0
+    with open(run / "log.csv", "a") as f:
+        f.write("3,0.5,0.5,0.5,1.0\n")             # a step logged, then the process died before checkpointing
+    assert cli_main(args + ["--steps", "4"]) == 0
+    with open(run / "log.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
+
+
 def test_one_class_folder_gives_a_one_class_model(tmp_path):
     data = _folder(tmp_path / "data", classes=("texture",))
     assert cli_main(["train", "--data", str(data), "--out", str(tmp_path / "r"), "--smoke", "--steps", "1"]) == 0

@@ -20,6 +20,7 @@ import argparse
 import copy
 import csv
 import dataclasses
+import json
 import logging
 import sys
 import time
@@ -29,12 +30,14 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from ..checkpoints import CheckpointError, load_file, save_generator, sha256_file
 from ..devices import resolve_device
 from ..generators.sngan import SNGANConfig, SNGANGenerator
 from ..images import grid, to_pil
-from ..io import atomic_path, save_png
+from ..io import atomic_path, atomic_write_text, save_png
 from ..layers import ConditionalBatchNorm2d
 from .augment import augment, parse_policy
 from .data import MaterialCrops
@@ -75,6 +78,7 @@ class TrainConfig:
         return [min(2 ** i, 8) * self.d_ch for i in range(n)] + [min(2 ** n, 8) * self.d_ch]
 
 
+PORTABLE_FORMAT = "neural-collage-toolkit/train-portable-1"
 SMOKE = dict(resolution=32, ch=4, d_ch=4, z_dim=8, batch=4, steps=3, sample_every=2, ckpt_every=1)
 
 
@@ -181,17 +185,53 @@ class Trainer:
         with atomic_path(path, make_parents=True) as tmp:
             torch.save(self.state(), tmp)
 
-    def load(self, path: Path) -> None:
-        st = torch.load(path, map_location="cpu", weights_only=True)
-        if st["class_names"] != list(self.data.class_names):
-            raise ValueError(f"{path}: checkpoint classes {st['class_names']} differ from the data's "
-                             f"{self.data.class_names}; use a new --out folder")
-        saved = {k: v for k, v in st["config"].items() if k not in ("steps", "sample_every", "ckpt_every")}
+    def _check_config(self, config: dict, path: Path) -> None:
+        saved = {k: v for k, v in config.items() if k not in ("steps", "sample_every", "ckpt_every")}
         now = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k in saved}
         if saved != now:
             diff = {k: (saved[k], now[k]) for k in saved if saved[k] != now[k]}
             raise ValueError(f"{path}: checkpoint was trained with other settings {diff} (saved, now); "
                              "pass the same settings or use a new --out folder")
+
+    def save_portable(self, path: Path) -> None:
+        """A small checkpoint to commit or to carry to another machine (safetensors, no pickle): G, EMA
+        and D in fp16, the step and the data RNG, no optimiser state. Adam here has β1 = 0 (its first
+        moment is the last gradient) and β2 = 0.9 (the second moment forgets within ~10 steps), so
+        restarting it costs little. Continuing from this file is close to, not bit-identical with,
+        continuing from `checkpoint.pt` (fp16 rounding, fresh Adam)."""
+        tensors = {f"{name}/{k}": (v.half() if v.is_floating_point() else v).detach().cpu().clone().contiguous()
+                   for name in ("g", "ema", "d") for k, v in getattr(self, name).state_dict().items()}
+        tensors["rng"] = self.rng.get_state()
+        meta = {"format": PORTABLE_FORMAT, "config": json.dumps(dataclasses.asdict(self.cfg)),
+                "class_names": json.dumps(list(self.data.class_names)), "step": str(self.step_count),
+                "init_sha256": self.init_sha256}
+        with atomic_path(path, make_parents=True) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+
+    def load_portable(self, path: Path) -> None:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != PORTABLE_FORMAT:
+                raise CheckpointError(f"{path}: not a portable training checkpoint (format {meta.get('format')!r}); "
+                                      "--resume-from takes RUN/portable.safetensors")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        if json.loads(meta["class_names"]) != list(self.data.class_names):
+            raise ValueError(f"{path}: checkpoint classes {meta['class_names']} differ from the data's "
+                             f"{self.data.class_names}")
+        self._check_config(json.loads(meta["config"]), path)
+        for name in ("g", "ema", "d"):              # fp16 on disk; copy_ widens into the float32 modules
+            part = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + "/")}
+            getattr(self, name).load_state_dict(part)
+        self.rng.set_state(tensors["rng"])
+        self.step_count = int(meta["step"])
+        self.init_sha256 = meta.get("init_sha256", "")
+
+    def load(self, path: Path) -> None:
+        st = torch.load(path, map_location="cpu", weights_only=True)
+        if st["class_names"] != list(self.data.class_names):
+            raise ValueError(f"{path}: checkpoint classes {st['class_names']} differ from the data's "
+                             f"{self.data.class_names}; use a new --out folder")
+        self._check_config(st["config"], path)
         self.g.load_state_dict(st["g"])
         self.ema.load_state_dict(st["ema"])
         self.d.load_state_dict(st["d"])
@@ -250,8 +290,20 @@ def export(trainer: Trainer, path: Path, n_batches: int = 8) -> SNGANGenerator:
     return gen
 
 
-def train(cfg: TrainConfig, data_dir: str, out: str, device: str = "auto", time_limit: float | None = None) -> Trainer:
-    """Train (or resume) until cfg.steps or time_limit seconds; returns the trainer."""
+def _trim_log(path: Path, step: int) -> None:
+    """Drop log rows after the checkpoint's step (written before a kill, redone after the resume)."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    keep = lines[:1] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= step]
+    if len(keep) != len(lines):
+        atomic_write_text(path, "".join(keep))
+
+
+def train(cfg: TrainConfig, data_dir: str, out: str, device: str = "auto", time_limit: float | None = None,
+          resume_from: str | None = None) -> Trainer:
+    """Train (or resume) until cfg.steps or time_limit seconds; returns the trainer. The run folder's
+    own checkpoint wins; else `resume_from` (a portable checkpoint); else `cfg.init_from` (warm start)."""
     dev = resolve_device(device)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -262,10 +314,14 @@ def train(cfg: TrainConfig, data_dir: str, out: str, device: str = "auto", time_
     if ckpt.exists():
         trainer.load(ckpt)
         log.info("resumed %s at step %d", ckpt, trainer.step_count)
+    elif resume_from:
+        trainer.load_portable(Path(resume_from))
+        log.info("continued from the portable checkpoint %s at step %d", resume_from, trainer.step_count)
     elif cfg.init_from:                  # only a new run starts from it; a resumed one has its own weights
         trainer.warm_start(Path(cfg.init_from))
         log.info("warm start from %s (sha256 %s)", cfg.init_from, trainer.init_sha256[:12])
     log_path = out_dir / "log.csv"
+    _trim_log(log_path, trainer.step_count)
     new_log = not log_path.exists()
     t0, last = time.monotonic(), time.monotonic()
     with open(log_path, "a", newline="") as f:
@@ -287,6 +343,7 @@ def train(cfg: TrainConfig, data_dir: str, out: str, device: str = "auto", time_
                          row["loss_d_fake"], row["loss_g"], row["s_per_step"])
             if s % cfg.sample_every == 0 or done:
                 gen = export(trainer, out_dir / "ema.safetensors")
+                trainer.save_portable(out_dir / "portable.safetensors")
                 save_png(trainer.sample_grid(gen.to(dev)), out_dir / "samples" / f"step{s:06d}.png")
             if done:
                 break
@@ -308,6 +365,8 @@ def build_parser(prog: str = "python -m toolkit.train") -> argparse.ArgumentPars
     p.add_argument("--time-limit", type=float, default=None, help="stop (and checkpoint) after this many seconds")
     p.add_argument("--smoke", action="store_true", help="tiny 32px config, 3 steps: checks the pipeline on CPU")
     p.add_argument("--export", default=None, help="after training, also write the fp16 EMA generator here")
+    p.add_argument("--resume-from", default=None, help="continue from a portable checkpoint (RUN/portable.safetensors "
+                   "of another run folder or machine) when --out has no checkpoint.pt of its own")
     for f in dataclasses.fields(TrainConfig):
         extra = {"choices": RESOLUTIONS} if f.name == "resolution" else {}
         p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=None,
@@ -325,7 +384,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m toolkit.train") -
                    if getattr(args, f.name) is not None})
     cfg = TrainConfig(**values)
     try:
-        trainer = train(cfg, args.data, args.out, args.device, args.time_limit)
+        trainer = train(cfg, args.data, args.out, args.device, args.time_limit, args.resume_from)
     except (ValueError, OSError) as e:     # DataError, CheckpointError, settings mismatch: messages say how to fix
         print(f"error: {e}", file=sys.stderr)
         return 1
