@@ -185,7 +185,8 @@ def main(argv=None) -> int:
     src.add_argument("--dataset", help="an existing toolkit dataset (images/, label_maps/, dataset.json)")
     p.add_argument("--work", default="_data/tstr", help="where rendered datasets and the reference cache go")
     p.add_argument("--out", required=True, help="folder for tstr.json and predictions.png")
-    p.add_argument("--count", type=int, default=300, help="training images (synthetic, and real composites)")
+    p.add_argument("--count", type=int, default=300, help="variants to render with --model (the real reference "
+                   "always gets as many composites as the synthetic set has images)")
     p.add_argument("--test", type=int, default=300, help="held-out real test composites")
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--batch", type=int, default=16)
@@ -209,14 +210,15 @@ def main(argv=None) -> int:
     held = MaterialCrops(args.data, split="heldout", size=res, class_names=names)
     x_test, m_test = real_composites(held, args.test, seed=1000 + args.seed, res=res)
 
-    key = f"ref-n{args.count}-s{args.steps}-b{args.batch}-seed{args.seed}.pt"
+    n_ref = len(x_syn)                 # the reference gets as many images as the synthetic set has
+    key = f"ref-n{n_ref}-s{args.steps}-b{args.batch}-seed{args.seed}.pt"
     ref_path = work / key
     if ref_path.exists():
         net_real = Segmenter(len(names))
         net_real.load_state_dict(torch.load(ref_path, map_location="cpu", weights_only=True))
         net_real.eval()
     else:
-        x_real, m_real = real_composites(train_real, args.count, seed=2000 + args.seed, res=res)
+        x_real, m_real = real_composites(train_real, n_ref, seed=2000 + args.seed, res=res)
         net_real = train_segmenter(x_real, m_real, len(names), args.steps, args.batch, args.seed)
         with atomic_path(ref_path, make_parents=True) as tmp:
             torch.save(net_real.state_dict(), tmp)
@@ -229,7 +231,7 @@ def main(argv=None) -> int:
     result = {
         "synthetic": {"dataset": str(ds), "model_id": ds_meta.get("model_id"), "model_sha256": ds_meta.get("model_sha256"),
                       "images": len(x_syn), "iou": dict(zip(names, iou_syn)), "miou": miou_syn},
-        "real_reference": {"images": args.count, "iou": dict(zip(names, iou_real)), "miou": miou_real},
+        "real_reference": {"images": n_ref, "iou": dict(zip(names, iou_real)), "miou": miou_real},
         "ratio": miou_syn / miou_real,
         "test": {"images": args.test, "sources": "held-out split of the materials build", "resolution": res},
         "segmenter": {"layers": "conv3x3 dil 1,2,4,8,1 (32 ch, BN, ReLU) + 1x1", "steps": args.steps,
