@@ -2,7 +2,7 @@
 
     python docs/materials_compare.py A.safetensors B.safetensors --labels v1 v2 --out docs/materials/v1_v2.png
 
-One row per class; the same latents (seeds 100–105) for both models, A's columns left of B's.
+One row per class; the same latents (seeds 100–103) for both models, A's columns left of B's.
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("models", nargs=2, help="two zoo names or weights files with the same classes")
     p.add_argument("--labels", nargs=2, default=["A", "B"])
-    p.add_argument("--seeds", type=int, nargs="+", default=list(range(100, 106)))
+    p.add_argument("--seeds", type=int, nargs="+", default=list(range(100, 104)))
+    p.add_argument("--scale", type=int, default=1, help="pixel repeat of each 64-px sample")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -40,7 +41,7 @@ def main(argv=None) -> int:
                 row += to_pil(render(g, z, [c] * len(args.seeds)))
             rows.append(row)
     cols = [f"{lab} {s}" for lab in args.labels for s in args.seeds]
-    save_png(grid(rows, row_labels=names, col_labels=cols, scale=2), args.out)
+    save_png(grid(rows, row_labels=names, col_labels=cols, scale=args.scale), args.out)
     print(f"wrote {args.out}")
     return 0
 
