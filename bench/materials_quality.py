@@ -266,7 +266,7 @@ def main(argv=None) -> int:
     nanmean = lambda v: sum(x for x in v if not math.isnan(x)) / max(1, sum(not math.isnan(x) for x in v))
 
     result = {
-        "model": args.model, "model_sha256": getattr(gen, "model_sha256", None),
+        "model": args.model, "model_sha256": gen.provenance.sha256,
         "classifier": {"train": "32x32 patches of real crops of the GAN's training sources",
                        "steps": args.classifier_steps, "eval_images_per_class": n},
         "real_heldout_acc": (real_pred == y_eval).float().mean().item(),

@@ -232,7 +232,8 @@ def batch_runner_row(dev: torch.device, batch: int, count: int) -> dict:
     """End to end (render + encode + write + manifest) vs pure rendering of the same recipe."""
     try:
         from toolkit.batch import run_batch
-        from toolkit.recipes import load_recipe, render_variants
+        from toolkit.pipeline import render_variants
+        from toolkit.recipes import load_recipe
     except ImportError as e:
         return {"batch_runner": f"unavailable ({e})"}
     recipe_path = Path(__file__).resolve().parents[1] / "recipes" / "tiny-label-swap.yaml"

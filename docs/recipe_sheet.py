@@ -14,7 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from toolkit import load_generator  # noqa: E402
 from toolkit.images import grid  # noqa: E402
-from toolkit.recipes import load_recipe, render_variants  # noqa: E402
+from toolkit.pipeline import render_variants  # noqa: E402
+from toolkit.recipes import load_recipe  # noqa: E402
 
 
 def main(recipe_path: str, out: str, n: int = 8) -> None:

@@ -5,10 +5,11 @@ import numpy as np
 import streamlit as st
 import torch
 
-from toolkit.masks import MaskFileError, load_mask_file, resize_weights
+from toolkit.masks import MaskFileError, resize_weights
 from toolkit.recipes import BLEND_PRESETS, blend_preset
+from toolkit.recipes.files import load_mask_file
 from toolkit.ui import widgets as W
-from toolkit.ui.recipe_builder import blend_recipe
+from toolkit.ui.recipe_builder import Randomise, blend_recipe
 from toolkit.ui.strokes import PALETTE, overlay, strokes_to_weights
 
 # Face-part masks shipped with the example recipes: one click moves eyes, mouth or hair.
@@ -33,6 +34,14 @@ def part_mask(file: str, resolution: int) -> np.ndarray:
 def set_preset(name: str) -> None:
     for i, v in enumerate(blend_preset(name, n_points)):
         st.session_state[f"blend_point_{i}"] = v
+
+
+
+
+def build(rnd, count, base_seed):
+    return blend_recipe(key, [{"seed": r["seed"], "class": r["class"]} for r in refs], masks, strength, rnd,
+                        source_class=names[src_cls] if gen.n_classes else None, count=count, seed=base_seed,
+                        source_seed=seed)
 
 
 editor = st.container()          # drawn first on the page, filled last (it needs the choices below)
@@ -130,13 +139,9 @@ with editor:
         elif not any(strength):
             W.show(source, caption="Result: all strengths are 0 — raise a slider or pick a preset (source shown)")
         else:
-            out = W.render_blend(key, dev, seed, src_cls, tuple((r["seed"], r["class_id"]) for r in refs),
-                                 masks, tuple(strength))[0]
+            # Variant 0 of the recipe "Save as recipe" writes, rendered by the batch pipeline.
+            out = W.preview(key, dev, build(Randomise(), 1, 0))[0]
             W.show(out, caption="Result")
-
-def build(rnd, count, base_seed):
-    return blend_recipe(key, [{"seed": r["seed"], "class": r["class"]} for r in refs], masks, strength, rnd,
-                        source_class=names[src_cls] if gen.n_classes else None, count=count, seed=base_seed)
 
 
 W.save_recipe_form("blend", build, gen=gen, reference_seeds=True)

@@ -1,7 +1,6 @@
 """Review: browse a dataset's manifest with thumbnails, accept/reject rows, export the accepted subset."""
 import base64
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -58,24 +57,13 @@ def thumbnail(path: str, mtime: float, size: int = 64) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def thumb(rel: str) -> str:
-    p = ddir / rel
-    return thumbnail(str(p), p.stat().st_mtime) if rel and p.is_file() else ""
-
-
-def short_params(text: str) -> str:
+def thumb(row: dict, column: str) -> str:
+    """Only the file the layout gives for the row's index, and only inside the dataset folder."""
     try:
-        p = json.loads(text)
-    except ValueError:
-        return text
-    parts = []
-    for e in p.get("edits", []):
-        (kind, v), = e.items()
-        if kind == "label_swap":
-            parts.append(f"swap→{v.get('to')} s{v.get('stages')} x{v.get('strength')}")
-        else:
-            parts.append(f"blend ref {v.get('reference', {}).get('seed')} {v.get('strength')}")
-    return "; ".join(parts) or text[:80]
+        p = dataset.resolve_row_file(ddir, row, column)
+    except dataset.DatasetError:
+        return ""
+    return thumbnail(str(p), p.stat().st_mtime) if p is not None and p.is_file() else ""
 
 
 # -- filters ---------------------------------------------------------------------------------------
@@ -90,28 +78,24 @@ if hi_all <= lo_all:
 loc_range = f3.slider("Locality (0 = perfectly local)", lo_all, hi_all, (lo_all, hi_all), key=f"review_loc_{ddir}")
 status = st.multiselect("Review status", list(dataset.REVIEW_STATES), key="review_status")
 
-mask = pd.Series(True, index=df.index)
-if labels:
-    mask &= df["label"].isin(labels)
-if recipes_:
-    mask &= df["recipe"].isin(recipes_)
-if status:
-    mask &= df["review"].isin(status)
+where = [dataset.Where(col, tuple(vals)) for col, vals in (("label", labels), ("recipe", recipes_),
+                                                             ("review", status)) if vals]
 if (loc_range[0], loc_range[1]) != (lo_all, hi_all):
-    mask &= loc.between(loc_range[0], loc_range[1])
-view = df[mask]
+    where.append(dataset.Where("locality", lo=loc_range[0], hi=loc_range[1]))
+view = dataset.select_rows(df, where)
 st.caption(f"{len(view)} of {len(df)} rows match"
            + (f"; showing the first {MAX_ROWS}" if len(view) > MAX_ROWS else ""))
 view = view.head(MAX_ROWS)
 
+rows = view.to_dict("records")
 table = pd.DataFrame({
-    "image": [thumb(r) for r in view["file_name"]],
-    "source": [thumb(r) for r in view["source_file"]],
+    "image": [thumb(r, "file_name") for r in rows],
+    "source": [thumb(r, "source_file") for r in rows],
     "review": view["review"].astype(str),
     "label": view["label"],
     "recipe": view["recipe"],
     "locality": view["locality"].round(4),
-    "params": [short_params(p) for p in view["params"]],
+    "params": [dataset.describe_params(p) for p in view["params"]],
     "file_name": view["file_name"],
 }).reset_index(drop=True)
 
@@ -188,7 +172,7 @@ dest_text = st.text_input("New dataset directory (inside the workspace)", f"{Pat
 if st.button(f"Export {len(accepted)} accepted rows", key="review_export", disabled=not accepted):
     try:
         dest = inside_workspace(dest_text, root)
-        out = dataset.export_subset(ddir, dest, accepted)
+        out = dataset.export_where(ddir, dest, [dataset.Where("review", ("accepted",))])
         st.session_state["review_dir"] = str(out)
         st.success(f"Exported {len(accepted)} rows to {out} (its own metadata.csv and README.md).")
     except (WorkspaceError, dataset.DatasetError, OSError) as e:

@@ -23,7 +23,8 @@ from toolkit.batch import device_for, parse_shard, run_batch, shard_from_env
 from toolkit.cli import main
 from toolkit.dataset import COLUMNS, DatasetError, DatasetLockedError, DatasetWriter, read_manifest
 from toolkit.loading import load_generator
-from toolkit.recipes import load_recipe, render_variants
+from toolkit.pipeline import render_variants
+from toolkit.recipes import load_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 PIXEL_COLUMNS = {"locality"}   # derived from pixels: may move when pixels move by one 8-bit level
@@ -118,7 +119,7 @@ def test_round_trip(recipe_file, tmp_path):
         assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / row.label_map_file)), rv.label_map)
         assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / row.source_file)), rv.source_image)
     card = (tmp_path / "out" / "README.md").read_text()
-    assert recipe.text.strip() in card and gen.model_sha256 in card and "MIT" in card
+    assert recipe.text.strip() in card and gen.provenance.sha256 in card and "MIT" in card
     # a complete rerun does nothing and changes nothing
     before = tree(tmp_path / "out")
     s2 = run_batch(recipe_file, tmp_path / "out", count=9, batch_size=4, device="cpu")
@@ -170,18 +171,18 @@ def test_same_dataset_across_batch_sizes_and_shards(recipe_file, tmp_path):
 
 
 def test_stop_then_resume_is_byte_identical(recipe_file, tmp_path, monkeypatch):
-    import toolkit.recipes as recipes
+    import toolkit.pipeline as pipeline
     monkeypatch.chdir(tmp_path)
-    stop, real = threading.Event(), recipes.render_variants
+    stop, real = threading.Event(), pipeline.render_variants
 
     def render_then_stop(gen, recipe, variants):      # the user presses "stop" during the 2nd batch
         if variants[0].index == 3:
             stop.set()
         return real(gen, recipe, variants)
 
-    monkeypatch.setattr(recipes, "render_variants", render_then_stop)
+    monkeypatch.setattr(pipeline, "render_variants", render_then_stop)
     s1 = run_batch(recipe_file, "ds", count=8, batch_size=3, device="cpu", stop=stop, command="cmd")
-    monkeypatch.setattr(recipes, "render_variants", real)
+    monkeypatch.setattr(pipeline, "render_variants", real)
     assert s1.stopped and not s1.complete and s1.written == 6
     assert_consistent(tmp_path / "ds")
     s2 = run_batch(recipe_file, "ds", count=8, batch_size=3, device="cpu", command="cmd")
@@ -249,8 +250,8 @@ def test_torchrun_two_cpu_processes_equal_one_process(recipe_file, tmp_path):
 
 
 def test_sigterm_stops_after_the_batch_in_flight(recipe_file, tmp_path, monkeypatch, capsys):
-    import toolkit.recipes as recipes
-    real, calls = recipes.render_variants, []
+    import toolkit.pipeline as pipeline
+    real, calls = pipeline.render_variants, []
 
     def render_then_term(gen, recipe, variants):
         calls.append(len(variants))
@@ -258,7 +259,7 @@ def test_sigterm_stops_after_the_batch_in_flight(recipe_file, tmp_path, monkeypa
             os.kill(os.getpid(), signal.SIGTERM)     # what a scheduler (or torchrun) sends
         return real(gen, recipe, variants)
 
-    monkeypatch.setattr(recipes, "render_variants", render_then_term)
+    monkeypatch.setattr(pipeline, "render_variants", render_then_term)
     args = ["batch", str(recipe_file), "--out", str(tmp_path / "out"), "--count", "8", "--batch-size", "2", "--quiet"]
     assert main(args) == 143
     assert "stopped early" in capsys.readouterr().out
@@ -325,29 +326,29 @@ def test_disk_failure_mid_run_then_rerun_completes(recipe_file, tmp_path, monkey
 
 
 def test_a_variant_the_engine_rejects_fails_alone(recipe_file, tmp_path, monkeypatch):
-    import toolkit.recipes as recipes
-    real = recipes.render_variants
+    import toolkit.pipeline as pipeline
+    real = pipeline.render_variants
 
     def picky(gen, recipe, variants):
         if any(v.index == 3 for v in variants):
             raise ValueError("blend strengths × masks sum to 1.200 > 1 at blend point 1")
         return real(gen, recipe, variants)
 
-    monkeypatch.setattr(recipes, "render_variants", picky)
+    monkeypatch.setattr(pipeline, "render_variants", picky)
     s = run_batch(recipe_file, tmp_path / "out", count=6, batch_size=4, device="cpu")
     assert (s.written, s.failed) == (5, 1) and s.failures[0][0] == 3 and "sum to 1.200" in s.failures[0][1]
     assert 3 not in set(read_manifest(tmp_path / "out")["variant_index"])
-    monkeypatch.setattr(recipes, "render_variants", real)
+    monkeypatch.setattr(pipeline, "render_variants", real)
     assert run_batch(recipe_file, tmp_path / "out", count=6, device="cpu").written == 1
 
 
 def test_every_variant_failing_still_leaves_a_readable_dataset(recipe_file, tmp_path, monkeypatch, capsys):
-    import toolkit.recipes as recipes
+    import toolkit.pipeline as pipeline
 
     def broken(gen, recipe, variants):
         raise RuntimeError("CUDA out of memory")
 
-    monkeypatch.setattr(recipes, "render_variants", broken)
+    monkeypatch.setattr(pipeline, "render_variants", broken)
     rc = main(["batch", str(recipe_file), "--out", str(tmp_path / "out"), "--count", "3", "--quiet"])
     captured = capsys.readouterr()
     assert rc == 1 and "failed 3" in captured.out and "CUDA out of memory" in captured.err
@@ -400,3 +401,16 @@ def test_merge_cli(recipe_file, tmp_path, capsys):
     compare_datasets(tmp_path / "one", a, max_level_diff=1)
     assert main(["merge", str(tmp_path / "nothing")]) == 1
     assert "not a dataset directory" in capsys.readouterr().err
+
+
+def test_merge_two_runs_of_one_recipe_with_different_counts(recipe_file, tmp_path, capsys):
+    run_batch(recipe_file, tmp_path / "a", count=5, batch_size=4, device="cpu", command="c")
+    run_batch(recipe_file, tmp_path / "b", count=9, batch_size=4, device="cpu", command="c")
+    assert main(["merge", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert "merged 9 variants" in capsys.readouterr().out
+    run_batch(recipe_file, tmp_path / "one", count=9, batch_size=4, device="cpu", command="c")
+    compare_datasets(tmp_path / "one", tmp_path / "a")
+    assert "9 written of 9 requested" in (tmp_path / "a" / "README.md").read_text()
+    # and a resume with a smaller count says what the folder holds
+    run_batch(recipe_file, tmp_path / "one", count=4, batch_size=4, device="cpu", command="c")
+    assert "9 written: 4 of the 4 the latest run requested" in (tmp_path / "one" / "README.md").read_text()

@@ -1,80 +1,26 @@
-"""Dataset layer: layout, manifest, atomic writes, locks, resume, review, merge, export.
+"""Dataset layer: layout, manifest, atomic writes, locks, resume, the card.
 
-Uses small synthetic rendered variants (the RenderedVariant fields of the recipes contract), so
-these tests need no generator; tests/test_batch.py covers the real runner end to end.
+Uses small synthetic rendered variants (tests/dataset_fakes.py), so these tests need no
+generator; tests/test_curate.py covers merge, review and export, tests/test_batch.py the real
+runner end to end, tests/hostile/test_datasets.py hostile dataset folders.
 """
 from __future__ import annotations
 
 import errno
 import json
 import threading
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
+from dataset_fakes import CLASSES, fake_variant, run_info, tree, write_run
 from toolkit import dataset as ds
 from toolkit import io as tio
-from toolkit.dataset import (COLUMNS, DatasetError, DatasetLockedError, DatasetWriter, RunInfo, export_subset,
-                             manifest_lock, merge, read_manifest, update_review)
-
-CLASSES = ["red", "green", "blue", "yellow", "cyan"]
-
-
-@dataclass
-class FakeVariant:
-    index: int
-    seed: int
-    params: dict
-    image: np.ndarray
-    source_image: np.ndarray | None
-    label_map: np.ndarray | None
-    mask: np.ndarray
-    label: str
-    label_id: int
-    soft_label: dict = field(default_factory=dict)
-    source_class: str | None = None
-    edit_classes: list = field(default_factory=list)
-    locality: float = 0.0
-
-
-def fake_variant(i: int, conditional: bool = True, size: int = 16) -> FakeVariant:
-    rng = np.random.default_rng(i)
-    lm = rng.integers(0, len(CLASSES), (size, size)).astype(np.uint8) if conditional else None
-    lab = int(np.bincount(lm.ravel(), minlength=5).argmax()) if conditional else 0
-    return FakeVariant(
-        index=i, seed=1000 + i, params={"to": CLASSES[i % 5], "strength": 0.5 + i / 100, "np": np.float32(0.25)},
-        image=rng.integers(0, 256, (size, size, 3), dtype=np.uint8),
-        source_image=rng.integers(0, 256, (size, size, 3), dtype=np.uint8),
-        label_map=lm, mask=(rng.random((size, size)) > 0.5).astype(np.uint8) * 255,
-        label=CLASSES[lab] if conditional else "faces", label_id=lab,
-        soft_label={"red": 0.25, "blue": 0.75}, source_class="red" if conditional else None,
-        edit_classes=["blue"], locality=0.125 + i / 1000)
-
-
-def run_info(conditional=True, save_source=True, recipe_sha="a" * 64, model_sha="b" * 64, count=10) -> RunInfo:
-    return RunInfo(recipe_name="test-recipe", recipe_sha256=recipe_sha, recipe_text="name: test-recipe\nmodel: tiny\n",
-                   recipe_path="recipes/test.yaml", model_id="tiny", model_sha256=model_sha,
-                   model_license="MIT (test)", model_architecture="sngan",
-                   class_names=CLASSES if conditional else [], count=count, save_source=save_source,
-                   toolkit_version="0.0-test", commands=["python -m toolkit batch recipes/test.yaml --out X"])
-
-
-def write_run(d: Path, indices, shard=None, info=None, finish=True) -> DatasetWriter:
-    with DatasetWriter(d, shard) as w:
-        w.begin(info or run_info())
-        w.commit([w.write_variant(fake_variant(i)) for i in indices if i not in w.done])
-        if finish:
-            w.finish(complete=True)
-    return w
-
-
-def tree(d: Path, skip=()) -> dict[str, bytes]:
-    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*"))
-            if p.is_file() and not p.name.startswith(".") and p.name not in skip}
+from toolkit.dataset import locks, manifest
+from toolkit.dataset import (COLUMNS, DatasetError, DatasetLockedError, DatasetWriter, RunInfo, manifest_lock,
+                             read_manifest, update_review)
 
 
 def test_layout_loads_with_pandas_and_pil(tmp_path):
@@ -124,9 +70,9 @@ def test_unconditional_layout_has_no_label_maps(tmp_path):
 
 def test_png_bytes_are_deterministic_and_16bit_label_maps_for_many_classes():
     v = fake_variant(3)
-    assert ds.encode_png(v.image) == ds.encode_png(v.image.copy())
+    assert tio.encode_png(v.image) == tio.encode_png(v.image.copy())
     many = np.arange(300 * 4, dtype=np.int64).reshape(30, 40) % 1000
-    im = Image.open(__import__("io").BytesIO(ds.encode_png(many, ds.class_palette([f"c{i}" for i in range(1000)]))))
+    im = Image.open(__import__("io").BytesIO(tio.encode_png(many, ds.class_palette([f"c{i}" for i in range(1000)]))))
     assert im.mode.startswith("I") and np.array_equal(np.asarray(im).astype(np.int64), many)
 
 
@@ -201,9 +147,10 @@ def test_read_only_copy_can_be_read(tmp_path, monkeypatch):
     def read_only(path, mode, what):
         raise OSError(errno.EROFS, "Read-only file system", str(path))
 
-    monkeypatch.setattr(ds, "_lock_fd", read_only)   # what a read-only mount does to the lock file
+    monkeypatch.setattr(locks, "lock_fd", read_only)   # what a read-only mount does to the lock file
     assert len(read_manifest(tmp_path / "ds")) == 2
-    with pytest.raises(OSError, match="Read-only"):
+    # issue 13: a clear DatasetError (was a raw OSError), still naming the cause
+    with pytest.raises(DatasetError, match="Read-only.*Nothing was changed"):
         update_review(tmp_path / "ds", {"images/000000.png": "accepted"})
 
 
@@ -279,50 +226,6 @@ def test_failed_write_leaves_nothing_half_written(tmp_path, monkeypatch):
     assert read_manifest(tmp_path)["variant_index"].tolist() == [0]
 
 
-def test_update_review_and_errors(tmp_path):
-    write_run(tmp_path, range(4))
-    assert update_review(tmp_path, {"images/000001.png": "accepted", "images/000003.png": "rejected"}) == 2
-    df = read_manifest(tmp_path)
-    assert df["review"].tolist() == ["pending", "accepted", "pending", "rejected"]
-    before = (tmp_path / "metadata.csv").read_bytes()
-    with pytest.raises(DatasetError, match="'maybe'.*accepted, rejected"):
-        update_review(tmp_path, {"images/000001.png": "maybe"})
-    with pytest.raises(DatasetError, match="no row with file_name 'images/999.png'"):
-        update_review(tmp_path, {"images/000000.png": "accepted", "images/999.png": "accepted"})
-    assert (tmp_path / "metadata.csv").read_bytes() == before
-
-
-def test_review_while_a_runner_appends_loses_no_rows(tmp_path):
-    n = 120
-    with DatasetWriter(tmp_path) as w:
-        w.begin(run_info(count=n))
-        first = w.write_variant(fake_variant(0))
-        w.commit([first])
-        template = dict(first)
-
-        def appender():
-            for i in range(1, n):   # rows only (files are irrelevant to the race)
-                w.commit([{**template, "variant_index": str(i), "file_name": f"images/{i:06d}.png"}])
-
-        t = threading.Thread(target=appender)
-        t.start()
-        reviewed = {}
-        while t.is_alive() or len(reviewed) < 40:
-            rows = read_manifest(tmp_path)
-            name = rows["file_name"].iloc[-1]
-            state = "accepted" if len(reviewed) % 2 else "rejected"
-            update_review(tmp_path, {name: state})
-            reviewed[name] = state
-            if len(reviewed) > 200:
-                break
-        t.join()
-    df = read_manifest(tmp_path)
-    assert sorted(df["variant_index"]) == list(range(n))
-    got = dict(zip(df["file_name"], df["review"]))
-    assert all(got[k] == v for k, v in reviewed.items())
-    assert len(reviewed) > 5
-
-
 def test_sharded_parts_merge_to_the_single_process_files(tmp_path):
     single, sharded = tmp_path / "single", tmp_path / "sharded"
     write_run(single, range(7), info=run_info(count=7))
@@ -332,46 +235,6 @@ def test_sharded_parts_merge_to_the_single_process_files(tmp_path):
     assert w0.shard == (0, 2) and w1.shard == (1, 2)
     assert not (sharded / "parts").exists()
     assert tree(sharded, skip={"README.md", "dataset.json"}) == tree(single, skip={"README.md", "dataset.json"})
-
-
-def test_merge_dirs_from_separate_machines_and_keep_reviews(tmp_path):
-    single = tmp_path / "single"
-    write_run(single, range(6), info=run_info(count=6))
-    a, b = tmp_path / "a", tmp_path / "b"
-    write_run(a, [0, 2, 4], shard=(0, 2), info=run_info(count=6))
-    write_run(b, [1, 3, 5], shard=(1, 2), info=run_info(count=6))
-    res = merge(a, b)
-    assert res.rows == 6 and res.missing == []
-    assert tree(a, skip={"README.md", "dataset.json"}) == tree(single, skip={"README.md", "dataset.json"})
-    update_review(a, {"images/000002.png": "accepted"})
-    merge(a)   # idempotent; keeps the review
-    assert read_manifest(a)["review"].tolist()[2] == "accepted"
-    c = tmp_path / "c"
-    write_run(c, [0], info=run_info(recipe_sha="d" * 64, count=6))
-    with pytest.raises(DatasetError, match="recipe"):
-        merge(a, c)
-    partial = tmp_path / "partial"
-    write_run(partial, [0, 2, 4], shard=(0, 2), info=run_info(count=6))
-    assert merge(partial).missing == [1, 3, 5]
-
-
-def test_export_subset(tmp_path):
-    src = tmp_path / "src"
-    write_run(src, range(5))
-    update_review(src, {"images/000001.png": "accepted", "images/000003.png": "accepted"})
-    dest = export_subset(src, tmp_path / "dest", ["images/000003.png", "images/000001.png"])
-    df = read_manifest(dest)
-    assert df["file_name"].tolist() == ["images/000001.png", "images/000003.png"]
-    assert (df["review"] == "accepted").all()
-    for col in ("file_name", "label_map_file", "mask_file", "source_file"):
-        for f in df[col]:
-            assert (dest / f).read_bytes() == (src / f).read_bytes()
-    assert "2 written" in (dest / "README.md").read_text()
-    assert not (dest / "images" / "000000.png").exists()
-    with pytest.raises(DatasetError, match="not empty"):
-        export_subset(src, dest, ["images/000000.png"])
-    with pytest.raises(DatasetError, match="no row with file_name"):
-        export_subset(src, tmp_path / "d2", ["nope.png"])
 
 
 def test_manifest_lock_is_exclusive_across_threads(tmp_path):
@@ -417,12 +280,40 @@ def test_append_after_a_half_written_append_repairs_first(tmp_path):
         w.begin(run_info())
         w.commit([w.write_variant(fake_variant(0))])
         row1 = w.write_variant(fake_variant(1))
-        line = ds._rows_to_csv([row1], header=False)
+        line = manifest.rows_to_csv([row1], header=False)
         with open(tmp_path / "metadata.csv", "a") as f:     # a full disk stopped this append mid-line
             f.write(line[: len(line) // 2])
         w.commit([w.write_variant(fake_variant(2))])
     assert read_manifest(tmp_path)["variant_index"].tolist() == [0, 2]
     big = tmp_path / "big.csv"
     big.write_bytes(b"h\n" + b"x" * 200_000)        # torn tail longer than one read block
-    ds._repair_torn_tail(big)
+    manifest.repair_torn_tail(big)
     assert big.read_bytes() == b"h\n"
+
+
+def test_resume_with_a_smaller_count_says_what_is_true(tmp_path):
+    write_run(tmp_path, range(8), info=run_info(count=8))
+    write_run(tmp_path, range(3), info=run_info(count=3))
+    card = (tmp_path / "README.md").read_text()
+    assert "8 written of 3 requested" not in card
+    assert "8 written: 3 of the 3 the latest run requested (indices 0..2) and 5 beyond them" in card
+    assert "(up to index 7)" in card
+
+
+def test_run_info_from_provenance_and_older_run_info(tmp_path):
+    from toolkit.provenance import Provenance
+    base = {k: v for k, v in run_info().__dict__.items()
+            if k not in ("model_id", "model_sha256", "model_license", "model_source", "model_nonfinite")}
+    info = RunInfo.from_provenance(Provenance("tiny", "b" * 64, "zoo", "MIT", ("stem.weight",)), **base)
+    assert (info.model_id, info.model_sha256, info.model_license, info.model_source) == ("tiny", "b" * 64, "MIT", "zoo")
+    write_run(tmp_path / "nan", range(2), info=info)
+    assert "NaN or infinite values in 1 tensor(s) (e.g. `stem.weight`)" in (tmp_path / "nan" / "README.md").read_text()
+    write_run(tmp_path / "ok", range(2))
+    assert "NaN" not in (tmp_path / "ok" / "README.md").read_text()
+    # a dataset.json written before these fields existed still loads (and resumes)
+    old = json.loads((tmp_path / "ok" / "dataset.json").read_text())
+    del old["model_source"], old["model_nonfinite"]
+    (tmp_path / "ok" / "dataset.json").write_text(json.dumps(old))
+    assert RunInfo.load(tmp_path / "ok" / "dataset.json").model_nonfinite == []
+    write_run(tmp_path / "ok", range(3))
+    assert len(read_manifest(tmp_path / "ok")) == 3

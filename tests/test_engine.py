@@ -174,3 +174,34 @@ def test_latents_depend_only_on_their_seed(tiny):
     both = sample_latents(tiny, [5, 6])
     assert torch.equal(both[1], sample_latents(tiny, 6)[0])
     assert torch.equal(sample_classes(tiny, [5, 6])[1:], sample_classes(tiny, [6]))
+
+
+def test_per_class_stage_ranges(tiny):
+    """`stages` as a [B, K, S] tensor: each swapped class has its own stage range."""
+    z, y = sample_latents(tiny, [21, 22]), torch.tensor([0, 1])
+    w = torch.zeros(2, 32, 32)
+    w[0, :, :16] = 1
+    w[1, :, 16:] = 0.7
+    s = tiny.n_stages
+    all_on = torch.ones(2, 2, s, dtype=torch.bool)
+    ref = render(tiny, z, y, swap=LabelSwap([2, 3], w))
+    assert torch.equal(render(tiny, z, y, swap=LabelSwap([2, 3], w, stages=all_on)), ref)
+    assert torch.equal(render(tiny, z, y, swap=LabelSwap([2, 3], w, stages=all_on[0])), ref)   # [K, S]
+    # A class active at no stage is the same as not swapping it at all.
+    only_first = all_on.clone()
+    only_first[:, 1] = False
+    assert torch.equal(render(tiny, z, y, swap=LabelSwap([2, 3], w, stages=only_first)),
+                       render(tiny, z, y, swap=LabelSwap([2], w[:1])))
+    # Class 0 at stages 1.. and class 1 at the last stage only: per class what a swap of that
+    # class alone with that range gives, where the other class has no weight.
+    mixed = torch.zeros(2, 2, s, dtype=torch.bool)
+    mixed[:, 0, 1:] = True
+    mixed[:, 1, s - 1] = True
+    out = render(tiny, z, y, swap=LabelSwap([2, 3], w, stages=mixed))
+    w_first = w.clone()
+    w_first[1] = 0
+    alone = render(tiny, z, y, swap=LabelSwap([2, 3], w_first, stages=mixed))
+    assert torch.equal(alone, render(tiny, z, y, swap=LabelSwap([2], w[:1], stages=range(1, s))))
+    assert not torch.equal(out, alone)          # the second class's late swap did something
+    with pytest.raises(ValueError, match=r"classes × stages"):
+        render(tiny, z, y, swap=LabelSwap([2, 3], w, stages=torch.ones(3, s, dtype=torch.bool)))

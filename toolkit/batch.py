@@ -1,10 +1,11 @@
 """The headless batch runner: a recipe → a resumable, shardable dataset directory.
 
-Rendering is batched on the device (`recipes.render_variants`, one engine pass per batch);
+Rendering is batched on the device (`toolkit.pipeline.render_variants`, the pipeline the app's
+preview and the demo use too: one engine pass per batch);
 PNG encoding and the atomic, fsynced writes run in a thread pool (Pillow's zlib encoder and
 file I/O release the GIL) while the main thread renders the next batch, so the device does not
 wait for the disk. Rows are committed batch by batch in variant order, after their files are
-durable; the layout, locking and resume rules live in `toolkit.dataset`.
+durable; the layout, locking and resume rules live in `toolkit.dataset` (writer).
 
 Variant i depends only on (recipe, seed, i), so a run can be split: `shard=(K, N)` renders the
 indices i with i % N == K. Under torchrun (RANK/WORLD_SIZE set) each process takes its shard
@@ -25,9 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import __version__, zoo
+from . import __version__, pipeline
 from .dataset import DatasetError, DatasetWriter, RunInfo
 from .devices import resolve_device
+from .loading import load_generator
+from .recipes import MAX_COUNT, count_cap_message, load_recipe
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +105,8 @@ def device_for(device: str, env=None) -> str:
 
 
 def _load_recipe(recipe):
-    from . import recipes
     if isinstance(recipe, (str, os.PathLike)):
-        return recipes.load_recipe(recipe)
+        return load_recipe(recipe)
     return recipe
 
 
@@ -126,12 +128,12 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
     output directory, a foreign or corrupt manifest, or a failing disk (rerun to resume).
     """
     t0 = time.perf_counter()
-    from .loading import load_generator
-    from .recipes import render_variants
     recipe = _load_recipe(recipe)
     count = recipe.count if count is None else int(count)
     if count < 1:
         raise DatasetError(f"count must be at least 1 (got {count}): the number of variants to render")
+    if count > MAX_COUNT:
+        raise DatasetError(f"count: {count_cap_message(count)}")
     if batch_size < 1:
         raise DatasetError(f"batch size must be at least 1 (got {batch_size})")
     if workers < 1:
@@ -149,21 +151,17 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
 
     with DatasetWriter(out_dir, shard) as ds:
         gen = load_generator(recipe.model, device=device)   # zoo name or resolved path (recipes)
-        entry = zoo.ZOO.get(str(recipe.model))
-        info = RunInfo(
-            recipe_name=recipe.name, recipe_sha256=recipe.sha256, recipe_text=recipe.text,
-            recipe_path=str(recipe.path) if recipe.path else "",
-            model_id=str(getattr(gen, "model_id", recipe.model)),
-            model_sha256=str(getattr(gen, "model_sha256", "") or ""),
-            model_license=entry.license if entry else "", model_architecture=gen.architecture,
+        recipe = recipe.for_generator(gen)                   # the model rules, now that the model is known
+        info = RunInfo.from_provenance(
+            gen.provenance, recipe_name=recipe.name, recipe_sha256=recipe.sha256, recipe_text=recipe.text,
+            recipe_path=str(recipe.path) if recipe.path else "", model_architecture=gen.architecture,
             class_names=list(gen.class_names) if gen.n_classes else [], count=count,
             save_source=_save_source(recipe), toolkit_version=__version__, commands=[command])
         ds.begin(info)
-        mine = [i for i in range(count) if shard is None or i % shard[1] == shard[0]]
-        todo = [i for i in mine if i not in ds.done]
-        skipped = len(mine) - len(todo)
+        mine = range(count) if shard is None else range(shard[0], count, shard[1])   # never a list of count
+        skipped = sum(1 for i in ds.done if i in mine)
         log.info("%s: %d variants for this run, %d already done, %d to render on %s (batch %d, %d writers)",
-                 ds.dir, len(mine), skipped, len(todo), gen.device, batch_size, workers)
+                 ds.dir, len(mine), skipped, len(mine) - skipped, gen.device, batch_size, workers)
         state = _RunState(total=len(mine), done=skipped, progress=progress)
         if progress:
             progress(skipped, len(mine))
@@ -182,7 +180,7 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
                         stopped = True
                         break
                     t = time.perf_counter()
-                    rendered = [rv for rv in _render(render_variants, gen, recipe, chunk, state, ds.done)
+                    rendered = [rv for rv in _render(pipeline.render_variants, gen, recipe, chunk, state, ds.done)
                                 if rv.index not in ds.done]
                     state.render_seconds += time.perf_counter() - t
                     pending.append(([rv.index for rv in rendered], [pool.submit(ds.write_variant, rv)
@@ -195,7 +193,7 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
                 # Keep what is finished: commit completed variants, drop the rest (rerun resumes).
                 _drain_after_error(ds, pending)
                 raise
-        complete = ds.finish(complete=not stopped and len(ds.done.intersection(mine)) == len(mine))
+        complete = ds.finish(complete=not stopped and sum(1 for i in ds.done if i in mine) == len(mine))
     seconds = time.perf_counter() - t0
     summary = BatchSummary(written=state.written, skipped=skipped, failed=len(state.failures), seconds=seconds,
                            images_per_s=state.written / seconds if seconds > 0 else 0.0, out_dir=Path(out_dir),
@@ -221,12 +219,13 @@ class _RunState:
             self.progress(self.done, self.total)
 
 
-def _render(render_variants, gen, recipe, chunk: list[int], state: _RunState, done: set[int]) -> list:
+def _render(render_variants, gen, recipe, chunk, state: _RunState, done: set[int]) -> list:
     """One batched render; if the engine rejects the batch, render its variants one by one so a
-    single bad variant (e.g. sampled strengths × masks > 1) fails alone and is reported."""
+    single bad variant (e.g. sampled strengths × masks > 1) fails alone and is reported. Variants
+    whose image is not finite (NaN weights) fail too: they are never written as complete."""
     variants = [recipe.variant(i) for i in chunk]
     try:
-        return render_variants(gen, recipe, variants)
+        return _finite(render_variants(gen, recipe, variants), state)
     except (ValueError, RuntimeError) as e:
         if len(variants) == 1:
             _fail(state, variants[0].index, e)
@@ -235,10 +234,17 @@ def _render(render_variants, gen, recipe, chunk: list[int], state: _RunState, do
     out = []
     for v in (v for v in variants if v.index not in done):
         try:
-            out.extend(render_variants(gen, recipe, [v]))
+            out.extend(_finite(render_variants(gen, recipe, [v]), state))
         except (ValueError, RuntimeError) as e:
             _fail(state, v.index, e)
     return out
+
+
+def _finite(rendered: list, state: _RunState) -> list:
+    for rv in rendered:
+        if rv.problem:
+            _fail(state, rv.index, ValueError(rv.problem))
+    return [rv for rv in rendered if not rv.problem]
 
 
 def _fail(state: _RunState, index: int, e: BaseException) -> None:
@@ -284,6 +290,6 @@ def _drain_after_error(ds: DatasetWriter, pending) -> None:
                 pass
         try:
             ds.commit(rows)
-        except OSError:
+        except (OSError, DatasetError):     # commit reports a failing disk as DatasetError
             log.exception("could not commit finished variants after an error; a rerun re-renders them")
             return

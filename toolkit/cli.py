@@ -57,22 +57,24 @@ def _cmd_batch(args) -> int:
 
 
 def _cmd_validate(args) -> int:
-    from .recipes import load_recipe
+    from .recipes import RecipeError, load_recipe
     bad = 0
     for path in args.recipes:
         try:
             r = load_recipe(path)
-        except (ValueError, OSError) as e:
+        except (RecipeError, OSError) as e:
             bad += 1
             print(f"error: {e}", file=sys.stderr)
-        else:
-            print(f"ok: {path} (recipe {r.name!r}, model {r.model}, count {r.count}, sha256 {r.sha256[:12]})")
+            continue
+        for w in r.warnings:       # e.g. weights not downloaded yet: the recipe itself is fine
+            print(f"warning: {path}: {w}", file=sys.stderr)
+        print(f"ok: {path} (recipe {r.name!r}, model {r.model}, count {r.count}, sha256 {r.sha256[:12]})")
     return 1 if bad else 0
 
 
 def _cmd_schema(args) -> int:
     from .recipes import recipe_json_schema
-    print(json.dumps(recipe_json_schema(), indent=2, sort_keys=False))
+    print(json.dumps(recipe_json_schema(), indent=2, ensure_ascii=False))
     return 0
 
 
@@ -98,7 +100,11 @@ def _cmd_fetch(args) -> int:
     if e.fetch is None:
         print(f"{e.name}: built in ({e.source}); nothing to fetch")
         return 0
-    print(f"{e.name}: {e.fetch(e)}")
+    hub_opts = {k: v for k, v in (("repo", args.repo), ("revision", args.revision), ("force", args.force)) if v}
+    if hub_opts and e.hub is None:
+        raise ValueError(f"--repo/--revision/--force apply to models fetched from the Hugging Face Hub, "
+                         f"not to {e.name} ({e.source})")
+    print(f"{e.name}: {e.fetch(e, **hub_opts)}")
     return 0
 
 
@@ -116,6 +122,30 @@ def _cmd_train(args) -> int:          # reached only for `train` alone; main() h
     return train_main(["--help"], prog="python -m toolkit train")
 
 
+def _cmd_review(args) -> int:
+    from .dataset import parse_where, review_statuses_from_csv, set_review_where, update_review
+    if bool(args.from_csv) == bool(args.where or args.set):
+        raise ValueError("review: give either --from-csv FILE, or --where COL=VALUE ... with --set STATE")
+    if args.from_csv:
+        statuses = review_statuses_from_csv(args.from_csv)
+        n = update_review(args.dir, statuses)
+        print(f"{args.dir}: {n} of {len(statuses)} listed rows changed")
+        return 0
+    if not args.set:
+        raise ValueError("review --where: say which status to set with --set accepted|rejected|pending")
+    matched, n = set_review_where(args.dir, [parse_where(w) for w in args.where], args.set)
+    print(f"{args.dir}: {matched} rows match, {n} changed to {args.set}")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from .dataset import Where, export_where, parse_where, read_manifest
+    where = [parse_where(w) for w in args.where] + ([Where("review", (args.status,))] if args.status else [])
+    out = export_where(args.dir, args.to, where)
+    print(f"exported {len(read_manifest(out))} rows to {out} (its own metadata.csv, dataset.json and README.md)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m toolkit", description="Neural Collage Toolkit")
     sub = p.add_subparsers(dest="command", required=True)
@@ -128,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("batch", help="render a recipe's variants into a dataset directory (resumable)")
     b.add_argument("recipe", help="recipe YAML file")
     b.add_argument("--out", required=True, help="dataset directory (created; rerun the same command to resume)")
-    b.add_argument("--count", type=int, default=None, help="number of variants (default: the recipe's count)")
+    b.add_argument("--count", type=int, default=None,
+                   help="number of variants (default: the recipe's count; at most 10,000,000 per dataset)")
     b.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK)")
     b.add_argument("--batch-size", type=int, default=16, help="variants per render call (default 16)")
     b.add_argument("--shard", default=None, metavar="K/N",
@@ -137,23 +168,44 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_cmd_batch)
 
-    v = sub.add_parser("validate", help="check recipe files (exit 1 if any is invalid)")
+    v = sub.add_parser("validate", help="check recipe files without their weights (exit 1 if any is invalid; "
+                                        "absent weights are a warning)")
     v.add_argument("recipes", nargs="+", metavar="RECIPE")
     v.set_defaults(func=_cmd_validate)
 
-    sc = sub.add_parser("schema", help="print the recipe JSON Schema (for editor autocompletion)")
+    sc = sub.add_parser("schema", help="print the recipe JSON Schema the validator uses (for editors)")
     sc.set_defaults(func=_cmd_schema)
 
     m = sub.add_parser("models", help="list the model zoo (license, whether cached)")
     m.set_defaults(func=_cmd_models)
 
-    f = sub.add_parser("fetch", help="download a zoo model's weights into the cache")
+    f = sub.add_parser("fetch", help="download a zoo model's weights into the cache (the only command that downloads)")
     f.add_argument("name")
+    f.add_argument("--repo", default=None, help="Hub models: another repo OWNER/NAME hosting the same files")
+    f.add_argument("--revision", default=None, help="Hub models: the commit (40 hex digits) to fetch from --repo")
+    f.add_argument("--force", action="store_true", help="Hub models: download again even if the files are cached")
     f.set_defaults(func=_cmd_fetch)
 
     g = sub.add_parser("merge", help="merge shard parts (and other dataset dirs of the same run) into DIR")
     g.add_argument("dirs", nargs="+", metavar="DIR", help="target dataset dir, then optional dirs to merge into it")
     g.set_defaults(func=_cmd_merge)
+
+    states = ("pending", "accepted", "rejected")   # toolkit.dataset.REVIEW_STATES (a test keeps them equal);
+    # not imported here, since toolkit.dataset pulls in pandas for every command
+    where_help = "filter rows: COL=VALUE (repeat: values of one column OR'ed, columns AND'ed), COL>=X, COL<=X"
+    r = sub.add_parser("review", help="set review statuses from a CSV file (file_name,review) or by filter")
+    r.add_argument("dir", metavar="DIR", help="dataset directory")
+    r.add_argument("--from-csv", metavar="FILE", help="CSV with columns file_name,review (others ignored)")
+    r.add_argument("--where", action="append", default=[], metavar="COL=VALUE", help=where_help)
+    r.add_argument("--set", choices=states, help="the status to give every row --where selects")
+    r.set_defaults(func=_cmd_review)
+
+    e = sub.add_parser("export", help="copy matching rows and their files into a new dataset directory")
+    e.add_argument("dir", metavar="DIR", help="source dataset directory")
+    e.add_argument("--to", required=True, metavar="DEST", help="new or empty directory, outside DIR")
+    e.add_argument("--status", choices=states, help="only rows with this review status (default: any)")
+    e.add_argument("--where", action="append", default=[], metavar="COL=VALUE", help=where_help)
+    e.set_defaults(func=_cmd_export)
 
     # the trainer has its own parser (every TrainConfig field is an option): main() passes it the rest
     t = sub.add_parser("train", add_help=False, help="train a GAN on your labelled image folder "

@@ -1,58 +1,70 @@
-"""A demo collage: what the README's first command renders (no recipe needed).
+"""A demo collage: what the README's first command renders (no recipe file needed).
 
 For an unconditional model (the default faces64): a source face, a reference face, and the
-reference's eye band and mouth pasted into the source at three layer choices. For a
+reference's eye band and mouth pasted into the source with the three blend presets. For a
 class-conditional model: label swaps of a central region at early, middle and late stages.
+Every edited image comes from the render pipeline (`toolkit.pipeline`), the one the batch
+runner and the app use: the demo is built as small in-memory recipes and their variants.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
-import torch
+from PIL import Image
 
-from . import Blend, LabelSwap, load_generator, render, sample_classes, sample_latents
-from .images import grid, save_png, to_pil
+from . import load_generator, render, sample_latents
+from .images import grid, save_png, to_uint8
+from .pipeline import render_variants
+from .recipes import BLEND_PRESETS, parse_recipe
+
+COND_SEEDS, SOURCE_SEEDS, REFERENCE_SEEDS = [1, 2, 3], [11, 12, 13], [21, 22, 23]
+CENTRE = {"shape": "rectangle", "box": [0.25, 0.25, 0.75, 0.75]}
+PARTS = {"eyes": {"shape": "rectangle", "box": [0.15, 0.30, 0.85, 0.52]},
+         "mouth": {"shape": "rectangle", "box": [0.28, 0.62, 0.72, 0.85]}}
 
 
-def region(res: int, top: float, bottom: float, left: float, right: float) -> torch.Tensor:
-    m = torch.zeros(res, res)
-    m[int(top * res):int(bottom * res), int(left * res):int(right * res)] = 1
-    return m
+def _recipe(gen, model: str, seeds: list[int], edit: dict):
+    return parse_recipe({"name": "demo", "model": model, "source": {"seeds": seeds}, "edits": [edit]}, generator=gen)
 
 
-def layer_presets(n_points: int) -> dict[str, list[float]]:
-    """Strength per blend point for three common choices: everything from the stem on (shape and
-    detail), middle points only (parts), last points only (texture/colour)."""
-    mid = n_points // 2
-    return {
-        "all points": [1.0] * n_points,
-        "middle": [1.0 if 1 <= i <= mid else 0.0 for i in range(n_points)],
-        "late": [1.0 if i > mid else 0.0 for i in range(n_points)],
-    }
+def _swap_column(gen, model: str, stages: list[int]):
+    """Each source's central region swapped to the next class, at `stages`."""
+    rec = _recipe(gen, model, COND_SEEDS, {"label_swap": {"to": 0, "region": CENTRE, "stages": stages}})
+    variants = []
+    for v in rec.variants(range(len(COND_SEEDS))):
+        to = (v.source.class_id + 1) % gen.n_classes
+        edit = dataclasses.replace(v.edits[0], to=gen.class_names[to], to_id=to)
+        variants.append(dataclasses.replace(v, edits=(edit,)))
+    return render_variants(gen, rec, variants)
+
+
+def _blend_column(gen, model: str, region: dict, preset: str):
+    """Each source with its reference's features pasted into `region` at the preset's points."""
+    rec = _recipe(gen, model, SOURCE_SEEDS, {"blend": {"reference": {"seed": 0}, "region": region, "strength": preset}})
+    variants = []
+    for v, ref_seed in zip(rec.variants(range(len(SOURCE_SEEDS))), REFERENCE_SEEDS):
+        edit = dataclasses.replace(v.edits[0], reference=dataclasses.replace(v.edits[0].reference, seed=ref_seed))
+        variants.append(dataclasses.replace(v, edits=(edit,)))
+    return render_variants(gen, rec, variants)
 
 
 def render_demo(out: str, model: str = "faces64", device: str = "auto") -> Path:
     gen = load_generator(model, device)
-    res = gen.resolution
     if gen.n_classes:
-        seeds = [1, 2, 3]
-        z, y = sample_latents(gen, seeds), sample_classes(gen, seeds)
-        w = region(res, 0.25, 0.75, 0.25, 0.75)[None]
-        target = [(int(c) + 1) % gen.n_classes for c in y.tolist()]
-        rows, labels = [to_pil(render(gen, z, y))], ["source"]
         n = gen.n_stages
-        for name, st in [("early", range(0, n)), ("middle", range(n // 2, n)), ("late", range(n - 1, n))]:
-            swap = LabelSwap(torch.tensor(target)[:, None], w.expand(len(seeds), 1, res, res), st)
-            rows.append(to_pil(render(gen, z, y, swap=swap)))
-            labels.append(f"swap {name}")
-        sheet = grid(list(map(list, zip(*rows))), col_labels=labels, scale=max(1, 128 // res))
+        columns = {f"swap {name}": _swap_column(gen, model, st)
+                   for name, st in [("early", [0, n - 1]), ("middle", [n // 2, n - 1]), ("late", [n - 1, n - 1])]}
+        first = next(iter(columns.values()))
+        cols = {"source": [rv.source_image for rv in first]}
+        scale = max(1, 128 // gen.resolution)
     else:
-        z_src, z_ref = sample_latents(gen, [11, 12, 13]), sample_latents(gen, [21, 22, 23])
-        presets = layer_presets(gen.n_blend_points)
-        rows, labels = [to_pil(render(gen, z_src)), to_pil(render(gen, z_ref))], ["source", "reference"]
-        for part, mask in [("eyes", region(res, 0.30, 0.52, 0.15, 0.85)), ("mouth", region(res, 0.62, 0.85, 0.28, 0.72))]:
-            for name, strength in presets.items():
-                rows.append(to_pil(render(gen, z_src, blends=[Blend(z_ref, mask, strength)])))
-                labels.append(f"{part}: {name}")
-        sheet = grid(list(map(list, zip(*rows))), col_labels=labels, scale=2)
-    return save_png(sheet, out)
+        columns = {f"{part}: {preset}": _blend_column(gen, model, region, preset)
+                   for part, region in PARTS.items() for preset in BLEND_PRESETS}
+        first = next(iter(columns.values()))
+        cols = {"source": [rv.source_image for rv in first],
+                "reference": list(to_uint8(render(gen, sample_latents(gen, REFERENCE_SEEDS))))}
+        scale = 2
+    cols.update({label: [rv.image for rv in col] for label, col in columns.items()})
+    rows = [[Image.fromarray(cols[label][i]) for label in cols] for i in range(len(first))]
+    return save_png(grid(rows, col_labels=list(cols), scale=scale), out)

@@ -7,8 +7,11 @@ ordered so the streams that stop earliest sit at the bottom: dropping a finished
 slice, not a copy. Semantics are those of DESIGN.md ("Edit semantics"); they must match the
 original Neural Collage code, so change them only with a parity test.
 
-`run_stages` is also the plain `forward` of every generator, so edits cannot drift from the
-model. It does no I/O and never mutates the generator.
+Two hooks serve the rest of the toolkit without a second loop: `capture` returns the source
+rows' stage state at chosen blend points (part segmentation reads the features of the very pass
+that renders the image), and `start` resumes the source rows from a given state at a blend point
+(edits of a projected photo act only after its inverted features). Without edits the loop equals
+the generator's plain `forward` (parity-tested). It does no I/O and never mutates the generator.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import torch
 from .layers import Condition
 from .masks import resize_weights
 
-StageSpec = Union[None, range, Sequence[int], Sequence[Union[range, None]]]
+StageSpec = Union[None, range, Sequence[int], Sequence[Union[range, None]], torch.Tensor]
 _TOL = 1e-5
 
 
@@ -32,13 +35,21 @@ class LabelSwap:
     weights: `[K, H, W]` or `[B, K, H, W]` in [0, 1], summing to ≤ 1 per pixel; the rest of
              each pixel's weight stays with the variant's base class. Any resolution: the engine
              resizes per layer (area average when shrinking, nearest when growing).
-    stages:  which stages use the swap: `None` (all), a `range`/list of stage indices, or one
-             such entry per variant. The stem counts as part of stage 0 (it matters for models
-             whose stem is class-conditioned, such as BigGAN).
+    stages:  which stages use the swap: `None` (all), a `range`/list of stage indices, one such
+             entry per variant, or a bool tensor `[K, S]`/`[B, K, S]` saying per class (and
+             variant) which of the S stages use that class's weights (a class inactive at a stage
+             leaves its pixels' weight with the base class there). The stem counts as part of
+             stage 0 (it matters for models whose stem is class-conditioned, such as BigGAN).
+    transplant: optional strengths per blend point (`[P]` or `[B, P]`, as `Blend.strength`): also
+             paste the same latent rendered with each target class into the source at those points,
+             inside that class's swap map — an extension of the paper for models whose class acts
+             only at coarse layers (input-conditioned GANs, see docs/EYES128.md). Run as extra
+             reference streams, so it is exactly a `Blend` per target class (mask = swap weights).
     """
     classes: Union[Sequence[Union[int, str]], torch.Tensor]
     weights: torch.Tensor
     stages: StageSpec = None
+    transplant: Union[Sequence[float], torch.Tensor, None] = None
 
 
 @dataclass
@@ -64,8 +75,17 @@ def _first(h) -> torch.Tensor:
     return h[0] if isinstance(h, tuple) else h
 
 
-def _active_stages(stages: StageSpec, n_stages: int, batch: int) -> torch.Tensor:
-    """`[B, S]` bool: which stages use the swap, per variant."""
+def _active_stages(stages: StageSpec, n_stages: int, batch: int, n_classes: int) -> torch.Tensor:
+    """`[B, K, S]` bool: which stages use each swapped class's weights, per variant."""
+    if torch.is_tensor(stages):
+        act = stages.to(torch.bool)
+        if act.dim() == 2:
+            act = act.unsqueeze(0).expand(batch, *act.shape)
+        if act.dim() != 3 or act.shape[0] != batch or act.shape[1:] != (n_classes, n_stages):
+            raise ValueError(f"label swap stages tensor has shape {list(stages.shape)}; expected "
+                             f"[{n_classes}, {n_stages}] or [{batch}, {n_classes}, {n_stages}] (classes × stages)")
+        return act
+
     def row(spec) -> torch.Tensor:
         r = torch.zeros(n_stages, dtype=torch.bool)
         idx = range(n_stages) if spec is None else spec
@@ -79,8 +99,10 @@ def _active_stages(stages: StageSpec, n_stages: int, batch: int) -> torch.Tensor
     if per_variant:
         if len(stages) != batch:
             raise ValueError(f"per-variant label swap stages: got {len(stages)} entries for a batch of {batch}")
-        return torch.stack([row(s) for s in stages])
-    return row(stages).expand(batch, n_stages)
+        act = torch.stack([row(s) for s in stages])
+    else:
+        act = row(stages).expand(batch, n_stages)
+    return act[:, None, :].expand(batch, n_classes, n_stages)
 
 
 def _batch(t: torch.Tensor, dims: int, batch: int, what: str) -> torch.Tensor:
@@ -111,6 +133,18 @@ def _swap_components(gen, swap: LabelSwap, base_cv: torch.Tensor, dev) -> tuple[
                          "overlapping regions must share the pixel (e.g. 0.5 each)")
     cv = torch.cat([base_cv[:, None], gen.class_vectors(cls.reshape(-1)).view(b, -1, gen.n_classes)], 1)
     return cv, torch.cat([1 - total, w], 1)
+
+
+@dataclass
+class Start:
+    """Resume the source rows at blend point `point` from `state` (what the stem/stages produce at
+    that point: a `[B, C, H, W]` tensor, or a tuple such as StyleGAN2's features + RGB skip).
+
+    Used for projected photos: the inverted features replace everything before `point`, so label
+    swap can act only on stages `point..` and blending only at points `point..`.
+    """
+    point: int
+    state: Union[torch.Tensor, tuple]
 
 
 @dataclass
@@ -154,13 +188,37 @@ def _prepare_refs(gen, blends: Sequence[Blend], base_cv, b, dev) -> list[_Ref]:
     return refs
 
 
+def _check_start(gen, start: Start | None, swap: LabelSwap | None, active, refs, b: int) -> None:
+    if start is None:
+        return
+    p = int(start.point)
+    if not 0 <= p < gen.n_blend_points:
+        raise ValueError(f"start point {p} is out of range: this model has blend points 0..{gen.n_blend_points - 1}")
+    rows = _first(start.state).shape[0]
+    if rows != b:
+        raise ValueError(f"start state has {rows} rows for {b} latents")
+    if swap is not None and swap.stages is not None and bool(active[..., :p].any()):
+        raise ValueError(f"the source starts from inverted features at blend point {p}: label swap can act only "
+                         f"on stages {p}..{gen.n_stages - 1} (the stages after that point); earlier stages are "
+                         "fixed by the inversion. Ask for later stages, or project at an earlier point")
+    early = sorted({q for r in refs for q in r.points if q < p})
+    if early:
+        raise ValueError(f"the source starts from inverted features at blend point {p}: blending at point(s) "
+                         f"{early} has no effect there. Use blend points {p}..{gen.n_blend_points - 1}, or "
+                         "project at an earlier point")
+
+
 def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
-               blends: Sequence[Blend] = (), truncation: float | None = None, **options) -> torch.Tensor:
-    """The stage loop with edits. Differentiable; `render` is the no-grad public entry."""
+               blends: Sequence[Blend] = (), truncation: float | None = None,
+               capture: Sequence[int] = (), start: Start | None = None,
+               **options) -> tuple[torch.Tensor, dict]:
+    """The stage loop with edits: `(images, {point: source state at that point})`.
+
+    Differentiable (projection optimises through it); `render` is the no-grad public entry.
+    Captured states are taken after blending at their point and belong to the source rows only.
+    """
     gen.check_truncation(truncation)
-    unknown = set(options) - set(getattr(gen, "call_options", ()))
-    if unknown:
-        raise TypeError(f"{gen.name_for_errors} does not take option(s) {sorted(unknown)}")
+    call_options = gen.call_options(**options)
     dev = gen.device
     z = torch.as_tensor(z, dtype=gen.dtype).to(dev)
     if z.dim() != 2 or z.shape[1] != gen.z_dim:
@@ -178,36 +236,52 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
         if swap is not None:
             gen.class_index(0)  # raises the "unconditional: use blending" message
         base_cv = torch.zeros(b, 0, device=dev, dtype=gen.dtype)
+    capture = sorted({int(q) for q in capture})
+    if capture and not (0 <= capture[0] and capture[-1] < gen.n_blend_points):
+        raise ValueError(f"capture points {capture} out of range: this model has blend points "
+                         f"0..{gen.n_blend_points - 1}")
 
     if swap is not None:
         src_cv, src_w = _swap_components(gen, swap, base_cv, dev)
-        active = _active_stages(swap.stages, gen.n_stages, b).to(dev)
+        active = _active_stages(swap.stages, gen.n_stages, b, src_w.shape[1] - 1).to(dev)
+        if swap.transplant is not None:   # one reference stream per target class: same z, mask = its map
+            if torch.as_tensor(swap.transplant).shape[-1:] != (gen.n_blend_points,):
+                raise ValueError(f"label swap transplant: give one strength per blend point ({gen.n_blend_points}: "
+                                 f"after the stem and after each of the {gen.n_stages} stages)")
+            blends = list(blends) + [Blend(z, src_w[:, k], swap.transplant, y=src_cv[:, k])
+                                     for k in range(1, src_cv.shape[1])]
     else:
         src_cv, src_w, active = base_cv[:, None], None, None
     refs = _prepare_refs(gen, blends, base_cv, b, dev)
+    _check_start(gen, start, swap, active, refs, b)
+    if start is not None and active is not None:
+        active = active.clone()
+        active[..., :int(start.point)] = False    # "all stages" from a start point: those after it
     m = src_cv.shape[1]
 
     # Stack streams: [source | ref_0 | ref_1 | ...]; references are plain generations.
     zs = torch.cat([z] + [r.z for r in refs])
     cvs = torch.cat([src_cv] + [r.cv[:, None].expand(b, m, -1) for r in refs])
     vectors = gen.embed(zs, cvs)
-    plain = Condition(vectors, None, truncation, options, variants=b)
-
+    plain = Condition(vectors, None, truncation, call_options, variants=b)
     cond_cache: dict = {}
 
     def cond_for(stage: int) -> Condition:
         if src_w is None:
             return plain
-        act = active[:, stage]
-        key = tuple(act.tolist())
+        act = active[:, :, stage]                        # [B, K]
+        key = tuple(act.flatten().tolist())
         if not any(key):
             return plain
         if key not in cond_cache:
-            e0 = torch.zeros_like(src_w)
+            # Classes not active at this stage give their pixels back to the base class. With all
+            # classes active (or none) this is exactly the stored weights (or the base class alone).
+            w_k = src_w[:, 1:] * act[:, :, None, None]
+            w = torch.cat([1 - w_k.sum(1, keepdim=True), w_k], 1)
+            e0 = torch.zeros_like(src_w[:1])
             e0[:, 0] = 1
-            w = torch.where(act[:, None, None, None], src_w, e0)
-            ref_w = e0[:1].expand(b * len(refs), *e0.shape[1:])
-            cond_cache[key] = Condition(vectors, torch.cat([w, ref_w]), truncation, options, variants=b)
+            ref_w = e0.expand(b * len(refs), *e0.shape[1:])
+            cond_cache[key] = Condition(vectors, torch.cat([w, ref_w]), truncation, call_options, variants=b)
         return cond_cache[key]
 
     mask_cache: dict = {}
@@ -245,28 +319,68 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
     def rows_for(point: int) -> int:
         return b * (1 + sum(1 for r in refs if r.last >= point))
 
-    n = rows_for(0)
-    c0 = cond_for(0).narrow(n) if gen.n_stages else plain.narrow(n)
-    h = gen.stem(zs[:n], c0)
-    h = blend(h, 0)
-    for s in range(gen.n_stages):
+    first = 0 if start is None else int(start.point)
+    features: dict = {}
+
+    def take(h, point: int):
+        if point in capture:
+            features[point] = _map(h, lambda t: t[:b].clone())
+
+    if start is not None and not refs:
+        # Nothing runs before the start point: the source begins there, alone.
+        h = _map(start.state, lambda t: torch.as_tensor(t).to(dev, gen.dtype))
+    else:
+        n = rows_for(0)
+        c0 = cond_for(0).narrow(n) if gen.n_stages else plain.narrow(n)
+        h = gen.stem(zs[:n], c0)
+        for s in range(first):
+            n = rows_for(s + 1)
+            h = _map(h, lambda t: t[:n])
+            h = gen.stage(s, h, cond_for(s).narrow(n))
+        if start is not None:
+            # Reference streams ran up to the start point; the source rows are replaced there.
+            h = tuple(torch.cat([torch.as_tensor(st).to(t), t[b:]]) for st, t in zip(start.state, h)) \
+                if isinstance(h, tuple) else torch.cat([torch.as_tensor(start.state).to(h), h[b:]])
+        h = blend(h, first)
+    take(h, first)
+    for s in range(first, gen.n_stages):
         n = rows_for(s + 1)
         h = _map(h, lambda t: t[:n])
         h = gen.stage(s, h, cond_for(s).narrow(n))
         h = blend(h, s + 1)
+        take(h, s + 1)
     h = _map(h, lambda t: t[:b])
-    return gen.head(h)
+    return gen.head(h), features
+
+
+def _check_eval(generator) -> None:
+    if generator.training:
+        raise RuntimeError("render() needs the generator in eval mode (batch statistics would leak "
+                           "between variants); call generator.eval() or use toolkit.load_generator")
 
 
 @torch.no_grad()
 def render(generator, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
-           blends: Sequence[Blend] = (), truncation: float | None = None, **options) -> torch.Tensor:
+           blends: Sequence[Blend] = (), truncation: float | None = None, start: Start | None = None,
+           **options) -> torch.Tensor:
     """Render a batch of variants: images `[B, 3, H, W]` in [-1, 1] (raw output for models without tanh).
 
     `y` (class ids, names or soft class vectors) is required for class-conditional models and
-    must be omitted for unconditional ones. No gradients; the generator must be in eval mode.
+    must be omitted for unconditional ones. `start` resumes the sources from given features (see
+    `Start`). No gradients; the generator must be in eval mode.
     """
-    if generator.training:
-        raise RuntimeError("render() needs the generator in eval mode (batch statistics would leak "
-                           "between variants); call generator.eval() or use toolkit.load_generator")
-    return run_stages(generator, z, y, swap=swap, blends=blends, truncation=truncation, **options)
+    _check_eval(generator)
+    return run_stages(generator, z, y, swap=swap, blends=blends, truncation=truncation, start=start,
+                      **options)[0]
+
+
+@torch.no_grad()
+def render_with_features(generator, z: torch.Tensor, y=None, *, capture: Sequence[int],
+                         swap: LabelSwap | None = None, blends: Sequence[Blend] = (),
+                         truncation: float | None = None, start: Start | None = None,
+                         **options) -> tuple[torch.Tensor, dict]:
+    """`render` plus the source rows' stage state at each blend point in `capture` (after blending
+    there): `(images, {point: state})`. One pass: the features are those of the rendered images."""
+    _check_eval(generator)
+    return run_stages(generator, z, y, swap=swap, blends=blends, truncation=truncation, capture=capture,
+                      start=start, **options)

@@ -25,14 +25,15 @@ class Condition:
     vectors: `[B, M, D]` condition vectors (D may be 0 for unconditional models).
     weights: `None` (use component 0) or `[B, M, H, W]` per-pixel mixture weights summing to 1.
     truncation: the truncation the latents were drawn at (models whose statistics depend on it).
-    extra: generator-specific per-call inputs (e.g. noise); never stored on the module.
+    options: the generator's typed per-call options (`Generator.call_options(**kw)`, e.g.
+             StyleGAN2's noise and style mixing), or None; never stored on the module.
     variants: how many leading rows are the variants (the engine stacks reference streams of
-              `variants` rows each below them), so per-variant `extra` inputs can be matched to
+              `variants` rows each below them), so per-variant options can be matched to
               rows; `None` means every row is a variant.
     """
 
     def __init__(self, vectors: torch.Tensor, weights: torch.Tensor | None = None,
-                 truncation: float | None = None, extra: dict | None = None,
+                 truncation: float | None = None, options=None,
                  _pyramid: dict | None = None, variants: int | None = None):
         assert vectors.dim() == 3, "vectors must be [B, M, D]"
         if weights is not None:
@@ -40,14 +41,14 @@ class Condition:
         self.vectors = vectors
         self.weights = weights
         self.truncation = truncation
-        self.extra = extra or {}
+        self.options = options
         self.variants = variants
         # Resized weight maps, computed once per resolution and shared by all layers there.
         self._pyramid = {} if _pyramid is None else _pyramid
 
     @classmethod
-    def per_sample(cls, vectors: torch.Tensor, truncation: float | None = None, extra: dict | None = None):
-        return cls(vectors.unsqueeze(1), None, truncation, extra)
+    def per_sample(cls, vectors: torch.Tensor, truncation: float | None = None, options=None):
+        return cls(vectors.unsqueeze(1), None, truncation, options)
 
     @property
     def spatial(self) -> bool:
@@ -69,7 +70,7 @@ class Condition:
         pyr = {k: v[:n] for k, v in self._pyramid.items()}
         w = None if self.weights is None else self.weights[:n]
         v = None if self.variants is None else min(self.variants, n)
-        return Condition(self.vectors[:n], w, self.truncation, self.extra, pyr, variants=v)
+        return Condition(self.vectors[:n], w, self.truncation, self.options, pyr, variants=v)
 
     def project(self, fn: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
         """Apply a map `fn: [N, D] -> [N, C]` that is linear (affine) in the condition.

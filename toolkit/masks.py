@@ -5,7 +5,11 @@ resolution, but every conditioned layer and blend point works at its own resolut
 The rule (from the engine contract) is: shrinking averages by *covered area* (a cell's
 weight is the fraction of it that the map covers, exact also for non-integer ratios),
 growing repeats cells (nearest). Both are linear maps, so a resized map of weights that
-sum to one still sums to one. This module does no file I/O.
+sum to one still sums to one.
+
+Regions (second half): concrete region types and their rasterisation. This module reads no
+files: mask images arrive as bytes or arrays (`decode_mask`); reading them from a recipe's
+folder is `toolkit.recipes.files`'s job.
 """
 from __future__ import annotations
 
@@ -57,21 +61,20 @@ def resize_weights(w: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 # ==============================================================================================
-# Regions: shapes, mask files and random blobs → soft masks at the model's resolution.
+# Regions: shapes, mask images and random blobs → soft masks at the model's resolution.
 #
-# Why here: recipes (`toolkit/recipes.py`), the app and the tests all need the same pixels for
-# the same region description. A region is described in *relative* coordinates (0..1, x to the
-# right, y down) so one recipe fits any model resolution. A *concrete* region (what a recipe
-# variant records after drawing its random parts) is one of
-#   {"shape": "polygon", "points": [[x, y], ...]}
-#   {"shape": "ellipse", "center": [x, y], "size": [w, h], "angle": deg}
-#   {"mask": "relative/path.png", "translate": [dx, dy], "scale": s, "rotate": deg}
-# plus an optional "feather" (Gaussian blur σ as a fraction of the image side). Rasterising a
-# concrete region is deterministic: it needs no random numbers.
+# Why here: recipes, the render pipeline, the app and the tests all need the same pixels for
+# the same region. A region is described in *relative* coordinates (0..1, x to the right, y
+# down) so one recipe fits any model resolution. A *concrete* region (what a variant records
+# after drawing its random parts) is a `Polygon`, an `Ellipse` or a `MaskImage` (a mask file
+# named by its path relative to the recipe, with its jitter), each with a `feather` (Gaussian
+# blur σ as a fraction of the image side). Rasterising one needs no random numbers.
 # ==============================================================================================
+import io
 import math
 import warnings
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Callable, Union
 
 import numpy as np
 from PIL import Image
@@ -81,14 +84,46 @@ MASK_SUPERSAMPLE = 2            # mask files are already soft; 2× keeps bilinea
 SUPERSAMPLED_SIDE = 512         # ...but never on a grid finer than this: at 512 px and above, 1× is smooth enough
 
 
+MAX_MASK_PIXELS = 4096 * 4096   # mask images above this are refused (decompression-bomb guard)
+ELLIPSE_VERTICES = 96
+
+
 def _supersample(resolution: int, factor: int | None, base: int) -> int:
     """The supersampling factor to use: `factor` if given, else `base` capped so that the fine
     grid stays ≤ SUPERSAMPLED_SIDE (a 1024-px model would otherwise rasterise on 4096²)."""
     if factor is not None:
         return int(factor)
     return max(1, min(base, SUPERSAMPLED_SIDE // resolution))
-MAX_MASK_PIXELS = 4096 * 4096   # mask files above this are refused (decompression-bomb guard)
-ELLIPSE_VERTICES = 96
+
+
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Polygon:
+    points: tuple[Point, ...]
+    feather: float = 0.0
+
+
+@dataclass(frozen=True)
+class Ellipse:
+    center: Point
+    size: Point                  # full width, height
+    angle: float = 0.0           # degrees
+    feather: float = 0.0
+
+
+@dataclass(frozen=True)
+class MaskImage:
+    """A mask file of a recipe (path relative to the recipe's folder) moved by a jitter."""
+    path: str
+    translate: Point = (0.0, 0.0)
+    scale: float = 1.0
+    rotate: float = 0.0
+    feather: float = 0.0
+
+
+Region = Union[Polygon, Ellipse, MaskImage]
 
 
 class MaskFileError(ValueError):
@@ -105,33 +140,30 @@ def mask_from_image(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("L")).astype(np.uint8)
 
 
-def load_mask_file(path: str | Path, max_pixels: int = MAX_MASK_PIXELS) -> np.ndarray:
-    """Read a mask image → `[H, W]` float32 in [0, 1]. Raises MaskFileError with a readable reason."""
-    p = Path(path)
-    if not p.exists():
-        raise MaskFileError(f"mask file {str(p)!r} does not exist")
-    if not p.is_file():
-        raise MaskFileError(f"mask path {str(p)!r} is not a file")
+def decode_mask(data: bytes, name: str = "mask", max_pixels: int = MAX_MASK_PIXELS) -> np.ndarray:
+    """Image file bytes → `[H, W]` float32 in [0, 1] (see `mask_from_image`). Raises MaskFileError
+    naming `name` when the bytes are not an image, are damaged, or decode to too many pixels (the
+    size is checked from the header, before decoding)."""
     try:
         with warnings.catch_warnings():
             # PIL warns (and above 2× its limit raises) on decompression bombs; treat both as errors.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(p) as img:
+            with Image.open(io.BytesIO(data)) as img:
                 w, h = img.size
                 if w * h > max_pixels:
-                    raise MaskFileError(f"mask file {str(p)!r} is {w}×{h} pixels, more than the limit of "
+                    raise MaskFileError(f"mask file {name!r} is {w}×{h} pixels, more than the limit of "
                                         f"{max_pixels} pixels; use a smaller mask (the model's resolution is enough)")
                 img.load()
                 arr = mask_from_image(img)
     except MaskFileError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise MaskFileError(f"mask file {str(p)!r} is too large to decode safely ({e}); use a smaller mask") from None
+        raise MaskFileError(f"mask file {name!r} is too large to decode safely ({e}); use a smaller mask") from None
     except Image.UnidentifiedImageError:
-        raise MaskFileError(f"mask file {str(p)!r} is not an image PIL can read; save it as a PNG "
+        raise MaskFileError(f"mask file {name!r} is not an image PIL can read; save it as a PNG "
                             "(white = inside, or a transparent background with opaque strokes)") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise MaskFileError(f"mask file {str(p)!r} could not be read: {e}") from None
+        raise MaskFileError(f"mask file {name!r} could not be read: {e}") from None
     return arr.astype(np.float32) / 255.0
 
 
@@ -325,18 +357,20 @@ def random_blob_points(rng: np.random.Generator, center, size: float, n: int = 6
     return pts
 
 
-def rasterize_region(region: dict, resolution: int, load_mask=load_mask_file) -> np.ndarray:
-    """A concrete region (see the comment above) → `[R, R]` float32 in [0, 1], feathered.
+def rasterize_region(region: Region, resolution: int, load_mask: Callable[[str], np.ndarray] | None = None
+                     ) -> np.ndarray:
+    """A concrete region → `[R, R]` float32 in [0, 1], feathered.
 
-    `load_mask(path) -> float array` resolves mask files (recipes pass a cached, path-checked loader).
-    """
-    if "mask" in region:
-        m = transform_mask(load_mask(region["mask"]), resolution, region.get("translate", (0.0, 0.0)),
-                           region.get("scale", 1.0), region.get("rotate", 0.0))
-    elif region.get("shape") == "polygon":
-        m = rasterize_polygon(region["points"], resolution)
-    elif region.get("shape") == "ellipse":
-        m = rasterize_polygon(ellipse_points(region["center"], region["size"], region.get("angle", 0.0)), resolution)
+    `load_mask(path) -> float array` gives a `MaskImage`'s pixels (recipes pass their checked,
+    already-read mask files)."""
+    if isinstance(region, MaskImage):
+        if load_mask is None:
+            raise ValueError(f"region uses the mask file {region.path!r} but no mask loader was given")
+        m = transform_mask(load_mask(region.path), resolution, region.translate, region.scale, region.rotate)
+    elif isinstance(region, Polygon):
+        m = rasterize_polygon(region.points, resolution)
+    elif isinstance(region, Ellipse):
+        m = rasterize_polygon(ellipse_points(region.center, region.size, region.angle), resolution)
     else:
-        raise ValueError(f"not a concrete region: {region!r}")
-    return gaussian_feather(m, float(region.get("feather", 0.0)) * resolution)
+        raise TypeError(f"not a concrete region: {region!r}")
+    return gaussian_feather(m, float(region.feather) * resolution)

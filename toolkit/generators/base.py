@@ -2,9 +2,11 @@
 
 A generator exposes its pieces — `embed`, `stem`, `stage(i, ...)`, `head` — so that the
 collage engine can run the stage loop itself and edit between stages, without hooks.
-`forward` is that same loop (via `toolkit.engine.run_stages`), so the plain model and the
-collage engine cannot drift apart. Modules here do no I/O and keep no per-call state:
-loaded generators are shared between app sessions and must never be mutated.
+`forward` is the plain loop over the same pieces; the engine runs them with edits in between,
+and a parity test (forward == render without edits) keeps the two equal. Generators never
+import the engine. Modules here do no I/O and keep no per-call state: loaded generators are
+shared between app sessions and must never be mutated (`provenance` is set once, by
+`load_generator`, before the model is shared).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from ..layers import Condition
+from ..provenance import Provenance
 
 
 class Generator(nn.Module):
@@ -28,6 +31,7 @@ class Generator(nn.Module):
     stage_names: list[str]
     stage_resolutions: list[int]
     supports_truncation: bool = False
+    provenance: Provenance | None = None    # set by load_generator; None for a model built by hand
 
     # -- configuration ---------------------------------------------------------------------
     def config_dict(self) -> dict:
@@ -97,7 +101,7 @@ class Generator(nn.Module):
 
     @property
     def name_for_errors(self) -> str:
-        return getattr(self, "model_id", None) or f"this {self.architecture} generator"
+        return self.provenance.model_id if self.provenance else f"this {self.architecture} generator"
 
     # -- sampling ------------------------------------------------------------------------------
     def sample_latents(self, rng: torch.Generator, n: int, truncation: float | None = None) -> torch.Tensor:
@@ -130,6 +134,21 @@ class Generator(nn.Module):
     def head(self, h) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, z: torch.Tensor, y=None, truncation: float | None = None) -> torch.Tensor:
-        from ..engine import run_stages
-        return run_stages(self, z, y, truncation=truncation)
+    def call_options(self, **options):
+        """Typed per-call options (`Condition.options`) from `render(..., **options)`; models that
+        take some (StyleGAN2: noise, style mixing) override this. Unknown names are a TypeError."""
+        if options:
+            raise TypeError(f"{self.name_for_errors} does not take option(s) {sorted(options)}")
+        return None
+
+    def forward(self, z: torch.Tensor, y=None, truncation: float | None = None, **options) -> torch.Tensor:
+        """The plain stage loop: embed → stem → stages → head with one per-sample condition."""
+        self.check_truncation(truncation)
+        if self.n_classes and y is None:
+            raise ValueError(f"{self.name_for_errors} is class-conditional: pass a class per sample (y)")
+        cv = self.class_vectors(y) if self.n_classes else z.new_zeros(z.shape[0], 0)
+        cond = Condition(self.embed(z, cv[:, None]), None, truncation, self.call_options(**options))
+        h = self.stem(z, cond)
+        for i in range(self.n_stages):
+            h = self.stage(i, h, cond)
+        return self.head(h)

@@ -1,15 +1,22 @@
 """Editor state → recipe data (the dict `toolkit.recipes.save_recipe` validates and writes).
 
 Why a module: both editor pages turn what the user drew and chose into the recipe format, and
-the tests check that exactly this output runs in the batch runner. It only assembles a dict
-(regions become `{mask: <key>}` references to the drawn masks, which `save_recipe` writes as
-PNGs); validation, sampling and rendering stay in `toolkit.recipes`.
+the tests check that exactly this output runs in the batch runner. It assembles a dict (regions
+become `{mask: <key>}` references to the drawn masks, which `save_recipe` writes as PNGs) that
+pins the page's source seed as variant 0's, so the page's preview (`preview_recipe` +
+`preview_variants`, rendered by `toolkit.pipeline`) is variant 0 of what "Save as recipe" writes.
+Validation and sampling stay in `toolkit.recipes`, rendering in `toolkit.pipeline`.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..recipes import LabelSwapEdit, Recipe, Variant, parse_recipe, with_masks
+
+PREVIEW_NAME = "preview"
 
 
 @dataclass
@@ -47,10 +54,37 @@ def _common(model: str, description: str, count: int, seed: int) -> dict:
     return {"description": description, "model": model, "seed": int(seed), "count": int(count)}
 
 
+def _source(classes: list[str] | None, source_seed: int | None) -> dict:
+    src: dict = {}
+    if classes:
+        src["classes"] = list(classes)
+    if source_seed is not None:
+        src["seeds"] = [int(source_seed)]       # variant 0 is the source the user designed on
+    return src
+
+
+def preview_recipe(data: dict, masks: dict[str, np.ndarray], generator, base_dir=".") -> Recipe:
+    """The recipe "Save as recipe" would write, held in memory: the same data and the same 8-bit
+    masks (`save_recipe`'s own conversion), checked against the loaded generator."""
+    data, _, stand_ins = with_masks(data, PREVIEW_NAME, masks)
+    return parse_recipe(data, "<the page's recipe>", base_dir, generator=generator, masks=stand_ins)
+
+
+def preview_variants(recipe: Recipe, strengths: tuple[float, ...] | None = None) -> list[Variant]:
+    """Variant 0, or one copy of it per label-swap strength (the label-swap page's morph strip)."""
+    v = recipe.variant(0)
+    if strengths is None:
+        return [v]
+    return [dataclasses.replace(v, edits=tuple(dataclasses.replace(e, strength=float(s))
+                                               if isinstance(e, LabelSwapEdit) else e for e in v.edits))
+            for s in strengths]
+
+
 def swap_recipe(model: str, source_class: str, targets: list[str], weights: np.ndarray,
                 stages: tuple[int, int], strength: float, rnd: Randomise | None = None,
-                count: int = 16, seed: int = 0) -> tuple[dict, dict[str, np.ndarray]]:
-    """One `label_swap` edit per target class with a drawn region; masks keyed `swap<k>`."""
+                count: int = 16, seed: int = 0, source_seed: int | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """One `label_swap` edit per target class with a drawn region; masks keyed `swap<k>`.
+    `source_seed`: the page's source, pinned as variant 0's."""
     rnd = rnd or Randomise()
     edits, masks = [], {}
     for k, (cls, w) in enumerate(zip(targets, weights)):
@@ -65,7 +99,7 @@ def swap_recipe(model: str, source_class: str, targets: list[str], weights: np.n
     if not edits:
         raise EmptyDrawing("nothing is drawn: paint a region for at least one target class first")
     data = _common(model, f"Label swap to {', '.join(targets)} drawn in the app", count, seed)
-    data["source"] = {"classes": list(rnd.source_classes) or [source_class]}
+    data["source"] = _source(list(rnd.source_classes) or [source_class], source_seed)
     data["edits"] = edits
     data["output"] = {"save_source": True}
     return data, masks
@@ -73,7 +107,7 @@ def swap_recipe(model: str, source_class: str, targets: list[str], weights: np.n
 
 def blend_recipe(model: str, references: list[dict], masks_in: np.ndarray, strength: list[float],
                  rnd: Randomise | None = None, source_class: str | None = None, label: str | None = None,
-                 count: int = 16, seed: int = 0) -> tuple[dict, dict[str, np.ndarray]]:
+                 count: int = 16, seed: int = 0, source_seed: int | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     """One `blend` edit per reference with a region; `references` are `{"seed": s, "class": c|None}`."""
     rnd = rnd or Randomise()
     edits, masks = [], {}
@@ -90,8 +124,9 @@ def blend_recipe(model: str, references: list[dict], masks_in: np.ndarray, stren
     if not edits:
         raise EmptyDrawing("nothing is drawn: paint a region for at least one reference first")
     data = _common(model, "Feature blend drawn in the app", count, seed)
-    if source_class is not None:
-        data["source"] = {"classes": list(rnd.source_classes) or [source_class]}
+    src = _source(list(rnd.source_classes) or [source_class] if source_class is not None else None, source_seed)
+    if src:
+        data["source"] = src
     data["edits"] = edits
     data["output"] = {"save_source": True, **({"label": label} if label else {})}
     return data, masks

@@ -8,14 +8,11 @@ masks are untrusted files: they are size-checked before decoding and every failu
 """
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import torch
 from PIL import Image
 
-from ..masks import MaskFileError, load_mask_file, resize_weights
+from ..masks import MaskFileError, decode_mask, resize_weights
 
 # One colour per target; distinct hues so anti-aliased stroke edges still map to the right target.
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#ffe119", "#f032e6", "#42d4f4", "#f58231", "#911eb4"]
@@ -58,20 +55,17 @@ def strokes_to_weights(rgba: np.ndarray | None, colours: list[str], resolution: 
 def mask_from_upload(data: bytes, resolution: int, name: str = "upload") -> np.ndarray:
     """`[resolution, resolution]` float32 in [0, 1] from an uploaded image file.
 
-    Decoding is `toolkit.masks.load_mask_file`'s (alpha when the image has a non-opaque one,
+    Decoding is `toolkit.masks.decode_mask`'s (alpha when the image has a non-opaque one,
     otherwise grey levels; pixel-count and decompression-bomb limits); this adds the upload's
     byte limit and the shape rule: any square size, area-resized to the model's resolution.
     """
     if len(data) > MAX_UPLOAD_BYTES:
         raise MaskError(f"{name}: the file is {len(data) / 2**20:.1f} MB; masks may be at most "
                         f"{MAX_UPLOAD_BYTES // 2**20} MB. Save it as a smaller greyscale PNG.")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "upload"
-        path.write_bytes(data)
-        try:
-            m = load_mask_file(path)
-        except MaskFileError as e:
-            raise MaskError(f"{name}: " + str(e).replace(repr(str(path)), "").replace("  ", " ")) from None
+    try:
+        m = decode_mask(data, name)
+    except MaskFileError as e:
+        raise MaskError(str(e).replace(f"mask file {name!r}", f"{name}:")) from None
     h, w = m.shape
     if w != h:
         raise MaskError(f"{name}: the image is {w}×{h}; masks must be square like the model's "
@@ -90,8 +84,3 @@ def overlay(image: Image.Image, weights: np.ndarray, colours: list[str], opacity
         out = (1 - a) * out + a * np.array(hex_to_rgb(c), np.float32)
     return Image.fromarray(out.round().clip(0, 255).astype(np.uint8))
 
-
-def upscale(image: Image.Image | np.ndarray, size: int = 256) -> Image.Image:
-    """Nearest-neighbour enlargement so small (e.g. 64×64) images stay crisp and visible."""
-    im = Image.fromarray(image) if isinstance(image, np.ndarray) else image
-    return im.resize((size, size), Image.NEAREST)

@@ -1,12 +1,15 @@
 """Streamlit pieces shared by the pages: the sidebar, the cached generator, cached renders, the canvas.
 
 Generators are loaded once per (model, device) with `st.cache_resource` and shared by all
-sessions, so nothing here mutates them. Renders are cached with `st.cache_data` keyed by every
-parameter that changes the picture (model, device, seeds, classes, the weight maps themselves),
-so redrawing the same region or switching pages costs nothing.
+sessions, so nothing here mutates them. An edit's preview is the recipe the page would save,
+rendered by `toolkit.pipeline` (the batch runner's pipeline) on its variant 0, so what the user
+sees is what the batch writes. Renders are cached with `st.cache_data` keyed by every
+parameter that changes the picture (model, device, the recipe data, the masks themselves), so
+redrawing the same region or switching pages costs nothing.
 """
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -14,10 +17,13 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from .. import Blend, LabelSwap, load_generator, render, sample_latents
+from .. import load_generator, recipes, render, sample_latents
 from ..images import to_uint8
+from ..pipeline import render_variants
 from ..zoo import ZOO
+from .recipe_builder import EmptyDrawing, Randomise, preview_recipe, preview_variants
 from .strokes import MaskError, hex_to_rgb, mask_from_upload
+from .workspace import recipes_dir
 
 log = logging.getLogger(__name__)
 
@@ -117,28 +123,19 @@ def render_plain(key: str, dev: str, seeds: tuple[int, ...], classes: tuple[int,
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def render_swap(key: str, dev: str, seed: int, source_class: int, targets: tuple[int, ...],
-                weights: np.ndarray, stages: tuple[int, int], strengths: tuple[float, ...]) -> np.ndarray:
-    """One row per strength: the swap weights scaled by that strength (a morph strip when several)."""
+def render_edit(key: str, dev: str, data_json: str, masks: dict[str, np.ndarray],
+                strengths: tuple[float, ...] | None = None) -> list[np.ndarray]:
+    """Variant 0 of the recipe the page would save (`recipe_builder.preview_recipe`), rendered by
+    the batch runner's pipeline; with `strengths`, one image per strength (a morph strip)."""
     gen = get_generator(key, dev)
-    b = len(strengths)
-    w = torch.from_numpy(weights)[None] * torch.tensor(strengths)[:, None, None, None]
-    swap = LabelSwap(torch.tensor(targets)[None].expand(b, -1), w, stages=range(stages[0], stages[1] + 1))
-    z = sample_latents(gen, [seed] * b)
-    return to_uint8(render(gen, z, _classes(gen, [source_class] * b), swap=swap))
+    rec = preview_recipe(json.loads(data_json), masks, gen)
+    return [rv.image for rv in render_variants(gen, rec, preview_variants(rec, strengths))]
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def render_blend(key: str, dev: str, seed: int, source_class: int | None,
-                 refs: tuple[tuple[int, int | None], ...], masks: np.ndarray,
-                 strength: tuple[float, ...]) -> np.ndarray:
-    gen = get_generator(key, dev)
-    z = sample_latents(gen, [seed])
-    blends = [Blend(sample_latents(gen, [s]), torch.from_numpy(m), list(strength),
-                    y=_classes(gen, [c]) if gen.n_classes and c is not None else None)
-              for (s, c), m in zip(refs, masks) if float(m.max()) > 0]
-    y = _classes(gen, [source_class]) if gen.n_classes else None
-    return to_uint8(render(gen, z, y, blends=blends))
+def preview(key: str, dev: str, built: tuple[dict, dict[str, np.ndarray]],
+            strengths: tuple[float, ...] | None = None) -> list[np.ndarray]:
+    data, masks = built
+    return render_edit(key, dev, json.dumps(data, sort_keys=True), masks, strengths)
 
 
 # -- small widgets ---------------------------------------------------------------------------------
@@ -226,10 +223,6 @@ def save_recipe_form(prefix: str, build, *, gen, swap_classes: bool = False, ref
     `build(rnd, count, seed)` returns `(recipe data, masks)` from the page's current state (see
     `toolkit.ui.recipe_builder`); writing and validation are `toolkit.recipes.save_recipe`'s.
     """
-    from .. import recipes
-    from .recipe_builder import EmptyDrawing, Randomise
-    from .workspace import recipes_dir
-
     with st.expander("Save as recipe", expanded=False):
         with st.form(f"{prefix}_save"):
             c1, c2, c3 = st.columns([2, 1, 1])
@@ -252,6 +245,8 @@ def save_recipe_form(prefix: str, build, *, gen, swap_classes: bool = False, ref
                                          key=f"{prefix}_source_classes")
             if reference_seeds:
                 rand_refs = st.checkbox("Random reference seed per variant", key=f"{prefix}_rand_refs")
+            replace = st.checkbox("Replace a recipe of the same name", key=f"{prefix}_replace",
+                                  help="Without this, saving under an existing name is refused")
             submitted = st.form_submit_button("Save recipe")
         if not submitted:
             return
@@ -259,7 +254,7 @@ def save_recipe_form(prefix: str, build, *, gen, swap_classes: bool = False, ref
                         extra_classes=list(extra), source_classes=list(sources), random_reference_seeds=rand_refs)
         try:
             data, masks = build(rnd, int(count), int(seed))
-            path = recipes.save_recipe(data, name.strip(), recipes_dir(), masks)
+            path = recipes.save_recipe(data, name.strip(), recipes_dir(), masks, overwrite=replace)
         except (EmptyDrawing, recipes.RecipeError) as e:
             st.error(str(e))
             return
@@ -268,16 +263,16 @@ def save_recipe_form(prefix: str, build, *, gen, swap_classes: bool = False, ref
             return
         st.session_state[f"{prefix}_saved"] = str(path)
         st.success(f"Saved {path}. Run it on the Batch page or with `python -m toolkit batch {path} --out DIR`.")
-        preview_recipe(path)
+        preview_recipe_file(path)
 
 
-def preview_recipe(path, n: int = 4) -> None:
-    """The first `n` variants of a saved recipe, rendered through the recipe code itself."""
-    from .. import recipes
+def preview_recipe_file(path, n: int = 4) -> None:
+    """The first `n` variants of a saved recipe, rendered by the batch runner's pipeline."""
     try:
         rec = recipes.load_recipe(path)
         gen = get_generator(rec.model, device())
-        rendered = recipes.render_variants(gen, rec, rec.variants(range(n)))
+        rec = rec.for_generator(gen)
+        rendered = render_variants(gen, rec, rec.variants(range(n)))
     except Exception as e:
         st.warning(f"The recipe was saved but its preview failed: {e}")
         return

@@ -1,0 +1,236 @@
+"""The render pipeline: typed variants → engine calls → images, labels and masks.
+
+The one way a recipe's variants become pixels: the batch runner, the app's preview and the demo
+all call `render_variants`, so what a user designs is, pixel for pixel, what the batch writes.
+Per batch of variants it rasterises each edit's region (fixed regions once per recipe),
+composites them (later regions cover earlier ones), makes one batched engine call for the
+edited images and one for the unedited sources (per distinct truncation value), and derives
+each variant's label map, soft label and locality from the variant's recorded parameters only,
+so a manifest row's `params` are enough to redo its image. No file I/O here.
+
+Named `pipeline`, not `render`: `toolkit.render` is the engine's public function, and a
+submodule of that name would replace it on the package once imported.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .engine import Blend, LabelSwap, render
+from .images import to_uint8
+from .masks import rasterize_region
+from .recipes import Recipe, Variant
+from .recipes.variants import BlendEdit, LabelSwapEdit
+from .sampling import sample_latents
+
+NON_FINITE_WEIGHTS = ("the model's weights contain non-finite values (NaN or inf), so its images are not "
+                      "finite either; use other weights (or re-export them)")
+NON_FINITE_OUTPUT = ("the rendered image has non-finite values (NaN or inf) although the weights are finite "
+                     "(an overflow, e.g. in half precision); render in float32")
+
+
+@dataclass
+class RenderedVariant:
+    variant: Variant
+    image: np.ndarray                  # [H, W, 3] uint8
+    source_image: np.ndarray | None    # [H, W, 3] uint8, the unedited source
+    label_map: np.ndarray | None       # [H, W] uint8 class ids (conditional models)
+    mask: np.ndarray                   # [H, W] uint8 0..255, union of the edit regions
+    label: str
+    label_id: int
+    soft_label: dict[str, float]
+    source_class: str | None
+    edit_classes: list[str]
+    locality: float
+    problem: str | None = None         # set when the image is not finite: the variant must not count as done
+
+    @property
+    def index(self) -> int:
+        return self.variant.index
+
+    @property
+    def seed(self) -> int:
+        return self.variant.seed
+
+    @property
+    def params(self) -> dict:
+        """The manifest's `params`: the variant as JSON-ready data (`Variant.to_dict`)."""
+        return self.variant.to_dict()
+
+
+def edit_masks(recipe: Recipe, variant: Variant, resolution: int) -> list[np.ndarray]:
+    """Each edit's region rasterised at `resolution` (before compositing), in edit order.
+    Regions the recipe draws no random parts for are rasterised once (`recipe.rasters`)."""
+    out = []
+    for j, e in enumerate(variant.edits):
+        if not recipe.region_is_fixed(j):
+            out.append(rasterize_region(e.region, resolution, recipe.load_mask))
+            continue
+        key = (e.region, resolution)
+        m = recipe.rasters.get(key)
+        if m is None:
+            m = recipe.rasters.put(key, rasterize_region(e.region, resolution, recipe.load_mask))
+        out.append(m)
+    return out
+
+
+def composite(ms: list[np.ndarray]) -> list[np.ndarray]:
+    """Later regions cover earlier ones: m'_j = m_j · Π_{k>j} (1 − m_k); Σ_j m'_j ≤ 1."""
+    out = [None] * len(ms)
+    cover = np.ones_like(ms[0]) if ms else None
+    for j in range(len(ms) - 1, -1, -1):
+        out[j] = ms[j] * cover
+        cover = cover * (1 - ms[j])
+    return out
+
+
+def class_weight_maps(n_classes: int, variant: Variant, masks: list[np.ndarray]) -> np.ndarray:
+    """`[n_classes, R, R]` final per-pixel class weights of a conditional variant (sum to 1).
+
+    Base class weight 1 − Σ swap weights; label swaps (strength × composited region) move weight
+    to their class; then each blend moves (its largest strength × its composited mask) of every
+    pixel's weight to its reference's class, since those pixels' features come from it."""
+    swaps = [(j, e) for j, e in enumerate(variant.edits) if isinstance(e, LabelSwapEdit)]
+    blends = [(j, e) for j, e in enumerate(variant.edits) if isinstance(e, BlendEdit)]
+    sw = composite([e.strength * masks[j] for j, e in swaps]) if swaps else []
+    bm = composite([masks[j] for j, _ in blends]) if blends else []
+    w = np.zeros((n_classes,) + masks[0].shape, np.float64)
+    base = variant.source.class_id
+    w[base] = 1.0
+    for (_, e), m in zip(swaps, sw):
+        w[base] -= m
+        w[e.to_id] += m
+    for (_, e), m in zip(blends, bm):
+        a = max(e.strength) * m
+        w *= (1 - a)[None]
+        w[e.reference.class_id] += a
+    return w
+
+
+def locality(edited: np.ndarray, source: np.ndarray, region: np.ndarray) -> float:
+    """Mean |edited − source| outside the edit region ÷ mean inside (0 = perfectly local).
+
+    Pixels are weighted by the soft region (inside weight m, outside 1 − m) and the change is
+    the mean absolute difference over RGB in 8-bit levels. NaN when the region is empty or
+    covers everything; inf when nothing changed inside but something changed outside."""
+    d = np.abs(edited.astype(np.float64) - source.astype(np.float64)).mean(-1)
+    m = region.astype(np.float64)
+    if m.max() > 1:
+        m = m / 255.0
+    win, wout = m.sum(), (1 - m).sum()
+    if win <= 0 or wout <= 0:
+        return float("nan")
+    inside, outside = (m * d).sum() / win, ((1 - m) * d).sum() / wout
+    if inside == 0:
+        return 0.0 if outside == 0 else float("inf")
+    return float(outside / inside)
+
+
+def prepare_masks(recipe: Recipe, variants: list[Variant], resolution: int,
+                  executor=None) -> list[list[np.ndarray]]:
+    """The edit masks of each variant (CPU work: rasterising, jittering, feathering).
+
+    On a GPU this, not the render, can be the slow part (faces64-parts: ~4 ms per variant on one
+    core). A batch runner can call it for the next batch while the current one renders, and pass
+    a `concurrent.futures` executor to spread variants over threads (NumPy FFTs and PIL
+    transforms release the GIL); then hand the result to `render_variants(..., masks=...)`."""
+    if executor is None:
+        return [edit_masks(recipe, v, resolution) for v in variants]
+    return list(executor.map(lambda v: edit_masks(recipe, v, resolution), variants))
+
+
+def render_variants(generator, recipe: Recipe, variants: list[Variant],
+                    masks: list[list[np.ndarray]] | None = None) -> list[RenderedVariant]:
+    """Render variants in one batched engine call for the edits and one for the unedited sources
+    (a pair per distinct truncation value), on the generator's device.
+
+    `recipe` gives the mask files, the fixed-region cache and the label of unconditional models;
+    it must fit the generator (`recipe.for_generator(generator)` checks that). `masks`: the result
+    of `prepare_masks(recipe, variants, generator.resolution)` when the caller prepared them ahead.
+    A variant whose image is not finite comes back with `problem` set (and is not to be written)."""
+    if not variants:
+        return []
+    if masks is not None and len(masks) != len(variants):
+        raise ValueError(f"got masks for {len(masks)} variants but {len(variants)} variants")
+    info, gen = recipe.info, generator
+    if info is None or (gen.n_classes, gen.n_blend_points) != (info.n_classes, info.n_blend_points):
+        raise ValueError(f"recipe {recipe.name!r} does not fit this generator ({gen.n_classes} classes, "
+                         f"{gen.n_blend_points} blend points): bind it first with recipe.for_generator(generator)")
+    if masks is None:
+        masks = prepare_masks(recipe, variants, gen.resolution)
+    groups: dict = {}
+    for k, v in enumerate(variants):
+        groups.setdefault(v.source.truncation, []).append(k)
+    results: list = [None] * len(variants)
+    for trunc, idx in groups.items():
+        for k, rv in zip(idx, _render_group(gen, recipe, [variants[k] for k in idx], [masks[k] for k in idx], trunc)):
+            results[k] = rv
+    return results
+
+
+def _swap(variants: list[Variant], per_masks, n_stages: int) -> LabelSwap | None:
+    """All label swaps of the batch as one LabelSwap: classes [B, K], weights [B, K, H, W] and
+    each edit's own stage range as a [B, K, S] tensor."""
+    idx = [j for j, e in enumerate(variants[0].edits) if isinstance(e, LabelSwapEdit)]
+    if not idx:
+        return None
+    cls = torch.tensor([[v.edits[j].to_id for j in idx] for v in variants])
+    w = np.stack([np.stack(composite([v.edits[j].strength * ms[j] for j in idx])) for v, ms in zip(variants, per_masks)])
+    active = torch.zeros(len(variants), len(idx), n_stages, dtype=torch.bool)
+    for b, v in enumerate(variants):
+        for k, j in enumerate(idx):
+            a, z = v.edits[j].stages
+            active[b, k, a:z + 1] = True
+    return LabelSwap(cls, torch.from_numpy(w).float(), active)
+
+
+def _render_group(gen, recipe: Recipe, variants: list[Variant], per_masks: list[list[np.ndarray]],
+                  trunc) -> list[RenderedVariant]:
+    info, dev, res = recipe.info, gen.device, gen.resolution
+    z = sample_latents(gen, [v.seed for v in variants], trunc)
+    y = torch.tensor([v.source.class_id for v in variants], device=dev) if info.n_classes else None
+    blends = []
+    blend_idx = [j for j, e in enumerate(variants[0].edits) if isinstance(e, BlendEdit)]
+    if blend_idx:
+        bm = [composite([ms[j] for j in blend_idx]) for ms in per_masks]
+        for n, j in enumerate(blend_idx):
+            refs = [v.edits[j].reference for v in variants]
+            zr = sample_latents(gen, [r.seed for r in refs], trunc)
+            yr = torch.tensor([r.class_id for r in refs], device=dev) if info.n_classes else None
+            mask = torch.from_numpy(np.stack([m[n] for m in bm])).float()
+            strength = torch.tensor([v.edits[j].strength for v in variants], dtype=torch.float32)
+            blends.append(Blend(zr, mask, strength, yr))
+    raw = render(gen, z, y, swap=_swap(variants, per_masks, gen.n_stages), blends=blends, truncation=trunc)
+    raw_src = render(gen, z, y, truncation=trunc)
+    finite = (torch.isfinite(raw).flatten(1).all(1) & torch.isfinite(raw_src).flatten(1).all(1)).tolist()
+    problem = None
+    if not all(finite):
+        weights_ok = all(bool(torch.isfinite(p).all()) for p in gen.parameters())
+        problem = NON_FINITE_OUTPUT if weights_ok else NON_FINITE_WEIGHTS
+    images, sources = to_uint8(raw), to_uint8(raw_src)
+
+    out = []
+    for k, v in enumerate(variants):
+        ms = per_masks[k]
+        union = 1 - np.prod([1 - m for m in ms], axis=0) if ms else np.zeros((res, res), np.float32)
+        edit_classes = [e.to if isinstance(e, LabelSwapEdit) else e.reference.class_name for e in v.edits
+                        if isinstance(e, LabelSwapEdit) or e.reference.class_name is not None]
+        if info.n_classes:
+            label_map = class_weight_maps(info.n_classes, v, ms).argmax(0).astype(
+                np.uint8 if info.n_classes <= 256 else np.uint16)
+            counts = np.bincount(label_map.ravel(), minlength=info.n_classes)
+            soft = {info.class_names[c]: float(counts[c] / label_map.size) for c in np.nonzero(counts)[0]}
+            label_id = int(counts.argmax())
+            label, source_class = info.class_names[label_id], v.source.class_name
+        else:
+            label_map, source_class = None, None
+            label = recipe.data["output"].get("label") or recipe.name
+            label_id, soft = 0, {label: 1.0}
+        out.append(RenderedVariant(
+            variant=v, image=images[k], source_image=sources[k], label_map=label_map,
+            mask=np.round(np.clip(union, 0, 1) * 255).astype(np.uint8), label=label, label_id=label_id,
+            soft_label=soft, source_class=source_class, edit_classes=edit_classes,
+            locality=locality(images[k], sources[k], union), problem=None if finite[k] else problem))
+    return out
