@@ -104,6 +104,7 @@ with c_result:
     else:
         result = W.preview(key, dev, build(Randomise(), 1, 0))[0]
         W.show(result, caption=f"Result: stages {lo}–{hi}, strength {strength:.2f}")
+        W.download_result(key, dev, build(Randomise(), 1, 0), f"swap-seed{seed}", "swap")
 
 if weights.any():
     st.subheader("Morph strip (strength 0 → 1)")

@@ -173,9 +173,12 @@ def test_review_page_thumbnails_never_read_outside(tmp_path, sentinel, monkeypat
     at.session_state["model_choice"] = "tiny"
     at.session_state["_model_picked"] = True
     at.session_state["review_dir"] = str(src)
+    at.session_state[f"review_cursor_{src.resolve()}"] = 1
     at.run()
     at.switch_page("pages/review.py").run()
     assert not at.exception, [e.value for e in at.exception]
+    assert any("missing or refused" in w.value for w in at.warning)     # the gallery shows nothing of it
+    at.segmented_control(key="review_mode").set_value("Table").run()
     urls = list(at.get("dataframe")[0].value["image"])
     assert urls[1] == "" and urls[0].startswith("data:image/png;base64,") and urls[2]
     shown = Image.open(io.BytesIO(base64.b64decode(urls[0].split(",", 1)[1])))
