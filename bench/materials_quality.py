@@ -21,21 +21,20 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image, ImageDraw
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from toolkit import LabelSwap, load_generator, render, sample_latents  # noqa: E402
 from toolkit.images import grid, to_pil  # noqa: E402
+from toolkit.io import atomic_path, atomic_write_text, save_png  # noqa: E402
 from toolkit.train.data import MaterialCrops  # noqa: E402
 
 log = logging.getLogger("materials_quality")
@@ -174,14 +173,6 @@ def colour_map(m: torch.Tensor, names) -> Image.Image:
     return Image.fromarray(pal[m].numpy())
 
 
-def save_png(im: Image.Image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    im.save(tmp)
-    os.replace(tmp, path)
-
-
 EXAMPLES = [  # (title, base class, [(class, region as (top, bottom, left, right) fractions or "diag")])
     ("meadow with a rock band", "grass", [("rock", (0.375, 0.625, 0, 1))]),
     ("sky over sand", "sand", [("sky", (0, 0.45, 0, 1))]),
@@ -241,7 +232,8 @@ def main(argv=None) -> int:
     else:
         clf = train_classifier(train_data, args.classifier_steps)
         if cache:
-            torch.save({"steps": args.classifier_steps, "classes": names, "state": clf.state_dict()}, cache)
+            with atomic_path(cache, make_parents=True) as tmp:
+                torch.save({"steps": args.classifier_steps, "classes": names, "state": clf.state_dict()}, tmp)
 
     rng = torch.Generator().manual_seed(1)
     n = args.per_class
@@ -286,11 +278,7 @@ def main(argv=None) -> int:
                        "iou_generated": dict(zip(names, iou_fake)), "iou_real_collage": dict(zip(names, iou_real))},
         "seconds": round(time.time() - t0, 1),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out, suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, out / "quality.json")
+    atomic_write_text(out / "quality.json", json.dumps(result, indent=2), make_parents=True)
 
     # pictures: samples per class, real crops per class, label-swap examples, measured maps
     z = sample_latents(gen, list(range(100, 110)))

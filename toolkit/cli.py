@@ -144,6 +144,11 @@ def _cmd_parts(args) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:          # reached only for `train` alone; main() hands `train ...` over
+    from .train.loop import main as train_main
+    return train_main(["--help"], prog="python -m toolkit train")
+
+
 def _cmd_review(args) -> int:
     from .dataset import parse_where, review_statuses_from_csv, set_review_where, update_review
     if bool(args.from_csv) == bool(args.where or args.set):
@@ -246,12 +251,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--status", choices=states, help="only rows with this review status (default: any)")
     e.add_argument("--where", action="append", default=[], metavar="COL=VALUE", help=where_help)
     e.set_defaults(func=_cmd_export)
+
+    # the trainer has its own parser (every TrainConfig field is an option): main() passes it the rest
+    t = sub.add_parser("train", add_help=False, help="train a GAN on your labelled image folder "
+                       "(python -m toolkit train --help; docs/TRAINING.md)")
+    t.set_defaults(func=_cmd_train)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"] and argv[1:]:
+        from .train.loop import main as train_main
+        return train_main(argv[1:], prog="python -m toolkit train")
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
