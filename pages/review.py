@@ -77,12 +77,22 @@ if hi_all <= lo_all:
     hi_all = lo_all + 1e-6
 loc_range = f3.slider("Locality (0 = perfectly local)", lo_all, hi_all, (lo_all, hi_all), key=f"review_loc_{ddir}")
 status = st.multiselect("Review status", list(dataset.REVIEW_STATES), key="review_status")
+judged = bool(df["label_agreement"].notna().any())     # the model had a judge (docs/LABELS.md)
+if judged:
+    a1, a2 = st.columns([3, 1])
+    agree = a1.slider("Label agreement (share of label-map pixels the judge confirms)", 0.0, 1.0, (0.0, 1.0),
+                      step=0.01, key=f"review_agree_{ddir}")
+    worst_first = a2.checkbox("Lowest agreement first", key="review_agree_sort")
 
 where = [dataset.Where(col, tuple(vals)) for col, vals in (("label", labels), ("recipe", recipes_),
                                                              ("review", status)) if vals]
 if (loc_range[0], loc_range[1]) != (lo_all, hi_all):
     where.append(dataset.Where("locality", lo=loc_range[0], hi=loc_range[1]))
+if judged and tuple(agree) != (0.0, 1.0):
+    where.append(dataset.Where("label_agreement", lo=agree[0], hi=agree[1]))
 view = dataset.select_rows(df, where)
+if judged and worst_first:
+    view = view.sort_values("label_agreement", kind="stable", na_position="last")
 st.caption(f"{len(view)} of {len(df)} rows match"
            + (f"; showing the first {MAX_ROWS}" if len(view) > MAX_ROWS else ""))
 view = view.head(MAX_ROWS)
@@ -91,10 +101,13 @@ rows = view.to_dict("records")
 table = pd.DataFrame({
     "image": [thumb(r, "file_name") for r in rows],
     "source": [thumb(r, "source_file") for r in rows],
+    "label map": [thumb(r, "label_map_file") for r in rows],
+    "rendered map": [thumb(r, "rendered_map_file") for r in rows],
     "review": view["review"].astype(str),
     "label": view["label"],
     "recipe": view["recipe"],
     "locality": view["locality"].round(4),
+    "label_agreement": view["label_agreement"].round(4),
     "params": [dataset.describe_params(p) for p in view["params"]],
     "file_name": view["file_name"],
 }).reset_index(drop=True)
@@ -130,6 +143,9 @@ st.data_editor(
     column_config={
         "image": st.column_config.ImageColumn("image", width="small"),
         "source": st.column_config.ImageColumn("source", width="small"),
+        "label map": st.column_config.ImageColumn("label map", width="small", help="the classes asked for"),
+        "rendered map": st.column_config.ImageColumn("rendered map", width="small",
+                                                     help="what the model's judge sees in the image"),
         "review": st.column_config.SelectboxColumn("review", options=list(dataset.REVIEW_STATES), required=True),
         "locality": st.column_config.NumberColumn("locality", format="%.3f"),
     })

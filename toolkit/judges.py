@@ -251,7 +251,7 @@ def evaluate(judge: Judge, held: MaterialCrops, per_class: int = 100, collages: 
             "collage_agreement_median": round(float(np.median(cagree)), 4), "collages": collages}
 
 
-def train_judge(name: str, data_dir: str | Path, *, steps: int = 1500, seed: int = 0, width: int = 32,
+def train_judge(name: str, data_dir: str | Path, *, steps: int = 800, seed: int = 0, width: int = 32,
                 resolution: int = 64, class_names: list[str] | None = None) -> Judge:
     """Train on the build's `train` split, measure on its `heldout` split (after the fp16 round trip
     the shipped file goes through)."""
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("model", help="the zoo model whose classes the judge learns (e.g. terrain64)")
     t.add_argument("--data", required=True, help="a `python -m toolkit.train.materials build` output folder")
     t.add_argument("--out", default=None, help=f"judge file (default {JUDGES_DIR}/MODEL.safetensors)")
-    t.add_argument("--steps", type=int, default=1500)
+    t.add_argument("--steps", type=int, default=800)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1)
     e = sub.add_parser("show", help="print a judge file's metadata (accuracy, data, settings)")
