@@ -190,8 +190,7 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
                  ds.dir, len(mine), skipped, len(mine) - skipped, gen.device, batch_size, workers)
         state = _RunState(total=len(mine), done=skipped, progress=progress, threshold=threshold)
         if threshold is not None:
-            state.total = count
-            state.passed = sum(1 for i in ds.done if _passes(ds.agreement.get(i), threshold))
+            state.total = count        # passes are counted in index order as the loop walks the indices
         if progress:
             progress(state.shown, state.total)
         stopped = False
@@ -206,6 +205,8 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
                     if threshold is not None and state.passed >= count:
                         break
                     if all(i in ds.done for i in chunk):
+                        if threshold is not None:
+                            state.passed += sum(_passes(ds.agreement.get(i), threshold) for i in chunk)
                         continue
                     if stop is not None and stop.is_set():
                         stopped = True
@@ -214,7 +215,7 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
                     rendered = [rv for rv in _render(pipeline.render_variants, gen, recipe, chunk, state, ds.done)
                                 if rv.index not in ds.done]
                     state.render_seconds += time.perf_counter() - t
-                    reviews = _filter(rendered, threshold, count, state) if threshold is not None else {}
+                    reviews = _filter(chunk, rendered, ds, threshold, count, state) if threshold is not None else {}
                     rendered = [rv for rv in rendered if threshold is None or rv.index in reviews]
                     pending.append(([rv.index for rv in rendered], [
                         pool.submit(ds.write_variant, rv, reviews.get(rv.index, "pending")) for rv in rendered]))
@@ -241,7 +242,7 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
     if threshold is not None and not stopped and state.passed < count:
         raise DatasetError(
             f"{out_dir}: only {state.passed} of {count} variants reach filter.min_label_agreement {threshold} after "
-            f"rendering the cap of {len(mine)} variant indices ({FILTER_CAP} × count); all {len(mine)} rows are in "
+            f"rendering the cap of {len(mine)} variant indices ({FILTER_CAP} × count); their {len(ds.done)} rows are in "
             f"the manifest ({state.passed} pending, the others rejected-auto with their label_agreement). Lower "
             "min_label_agreement (see the figures in metadata.csv), or ask for a smaller count.")
     return summary
@@ -251,14 +252,23 @@ def _passes(figure: float | None, threshold: float) -> bool:
     return figure is not None and figure >= threshold
 
 
-def _filter(rendered: list, threshold: float, count: int, state: "_RunState") -> dict[int, str]:
-    """Review status of each rendered variant to write, in index order: "pending" for those that
-    reach the threshold (until `count` have), "rejected-auto" for those below it; variants after
-    the count-th pass are left out (not written; the run ends there)."""
+def _filter(chunk, rendered: list, ds: DatasetWriter, threshold: float, count: int,
+            state: "_RunState") -> dict[int, str]:
+    """Walk the chunk's indices in order, counting passes (committed variants by their recorded
+    figure): the review status of each rendered variant to write is "pending" if it reaches the
+    threshold, "rejected-auto" if not; variants after the count-th pass are left out (not written;
+    the run ends there)."""
     out: dict[int, str] = {}
-    for rv in sorted(rendered, key=lambda r: r.index):
+    by_index = {rv.index: rv for rv in rendered}
+    for i in chunk:
         if state.passed >= count:
             break
+        if i in ds.done:
+            state.passed += _passes(ds.agreement.get(i), threshold)
+            continue
+        rv = by_index.get(i)
+        if rv is None:          # failed (reported); it does not count
+            continue
         if rv.label_agreement is None:
             raise DatasetError(f"variant {rv.index}: no label_agreement was measured (the model's judge did not run)")
         if _passes(rv.label_agreement, threshold):

@@ -361,7 +361,9 @@ def test_batch_run_on_a_full_disk_then_resume_is_byte_identical(tmpfs, tmp_path,
         msg = str(e.value)
         assert str(mnt / "ds") in msg and "No space left on device" in msg and "rerun the same command" in msg
         kept = read_manifest(mnt / "ds")["variant_index"].tolist()
-        assert 0 < len(kept) < 40 and kept == list(range(len(kept)))
+        # rows stay in index order; a batch's variants after one whose write failed are committed
+        # (batch._commit), so a hole is possible: the rerun fills it
+        assert 0 < len(kept) < 40 and kept == sorted(kept)
         subprocess.run(["mount", "-o", "remount,size=8m", str(mnt)], check=True)
         s = run_batch(recipe, mnt / "ds", count=40, batch_size=4, device="cpu", command="c")
         assert s.complete and s.skipped == len(kept)

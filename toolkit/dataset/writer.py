@@ -196,6 +196,7 @@ class DatasetWriter:
         """
         info = self.info
         files = self.files_for(rv.index)
+        agreement = getattr(rv, "label_agreement", None)     # optional fields: only models with a judge
         written: list[Path] = []
         try:
             payload = [(files["file_name"], tio.encode_png(rv.image)),
@@ -210,7 +211,7 @@ class DatasetWriter:
                     raise ValueError(f"variant {rv.index}: save_source is set but no source image was rendered")
                 payload.append((files["source_file"], tio.encode_png(rv.source_image)))
             if files["rendered_map_file"]:
-                if rv.rendered_map is None:
+                if getattr(rv, "rendered_map", None) is None:
                     raise ValueError(f"variant {rv.index}: the model has a judge but no rendered map was made")
                 payload.append((files["rendered_map_file"],
                                 tio.encode_png(rv.rendered_map, class_palette(info.class_names))))
@@ -233,7 +234,7 @@ class DatasetWriter:
             "model_id": info.model_id, "model_sha256": info.model_sha256,
             "params": json_cell(rv.params), "locality": float_cell(rv.locality),
             "review": review, "toolkit_version": info.toolkit_version,
-            "label_agreement": "" if rv.label_agreement is None else float_cell(rv.label_agreement),
+            "label_agreement": "" if agreement is None else float_cell(agreement),
         }
 
     # -- runner thread --
