@@ -308,8 +308,10 @@ def test_review_while_a_runner_appends_loses_no_rows(tmp_path):
 
         t = threading.Thread(target=appender)
         t.start()
-        reviewed = {}
-        while t.is_alive() or len(reviewed) < 40:
+        reviewed, rounds = {}, 0
+        # bounded: once the appender is done, the last row is always the same name
+        while (t.is_alive() or len(reviewed) < 40) and rounds < 400:
+            rounds += 1
             rows = read_manifest(tmp_path)
             name = rows["file_name"].iloc[-1]
             state = "accepted" if len(reviewed) % 2 else "rejected"
