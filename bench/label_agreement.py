@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     if judge is None:
         raise SystemExit(f"model {recipe.model!r} has no judge")
     names, k = list(gen.class_names), gen.n_classes
-    fig, swapped, base, src_ok, kept_rv = [], [], [], [], {}
+    fig, swapped, base, src_ok = [], [], [], []
     asked_px, hit_px = np.zeros(k), np.zeros(k)
     rvs = []
     for start in range(0, args.n, args.batch):
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     full = Image.new("RGB", (sheet.width, sheet.height + legend.height), "white")
     full.paste(sheet, (0, 0))
     full.paste(legend, (0, sheet.height))
-    save_png(full, out / "terrain64_agreement_sheet.png" if recipe.model == "terrain64" else out / "agreement_sheet.png")
+    save_png(full, out / f"{Path(recipe.model).stem}_agreement_sheet.png")
     print(json.dumps({k_: v for k_, v in result.items() if k_ != "judge_accuracy"}, indent=2))
     return 0
 
