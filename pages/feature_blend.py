@@ -90,7 +90,8 @@ with refs_box:
 
 with strength_box:
     # -- strengths -----------------------------------------------------------------------------------
-    st.markdown("**Strength per blend point** (where reference features replace the source's)")
+    st.caption("Where reference features replace the source's: after the stem (coarse layout) … after the last "
+               "stage (fine texture).")
     pc = st.columns(len(BLEND_PRESETS))
     for c, name in zip(pc, BLEND_PRESETS):
         c.button(f"Preset: {PRESET_LABELS.get(name, name)}", key=f"preset_{name}", on_click=set_preset, args=(name,),
@@ -111,10 +112,17 @@ with editor:
     brush = t3.slider("Brush size (px on screen)", 4, 64, 24, key="blend_brush")
 
     source = W.render_plain(key, dev, (seed,), None if src_cls is None else (src_cls,))[0]
-    c_canvas, c_mask, c_result = st.columns(3)
+    c_canvas, c_refs, c_mask, c_result = st.columns([3, 1, 3, 3])
     with c_canvas:
         st.caption(f"Source: seed {seed} — paint here")
         strokes = W.canvas(W.upscale_pil(source), "blend_canvas", colours[paint], tool, brush)
+    with c_refs:
+        # The references beside the canvas while painting: which colour brings which face.
+        for j, r in enumerate(refs):
+            W.legend([(f"reference {j + 1}", colours[j])])
+            cid = r["class_id"]
+            W.show(W.render_plain(key, dev, (r["seed"],), None if cid is None else (cid,))[0],
+                   caption=f"seed {r['seed']}", size=96)
     with st.expander("Upload a mask instead (for the reference being painted)"):
         uploaded = W.upload_mask(f"Mask for reference {paint + 1}", "blend_upload", res)
 
@@ -142,6 +150,8 @@ with editor:
             # Variant 0 of the recipe "Save as recipe" writes, rendered by the batch pipeline.
             out = W.preview(key, dev, build(Randomise(), 1, 0))[0]
             W.show(out, caption="Result")
+    if masks.any() and any(strength):
+        W.download_result(key, dev, build(Randomise(), 1, 0), f"blend-seed{seed}", "blend")
 
 
 W.save_recipe_form("blend", build, gen=gen, reference_seeds=True)

@@ -244,23 +244,27 @@ def _csv(v: str) -> str:
     return '"' + v.replace('"', '""') + '"' if any(c in v for c in ',"\n') else v
 
 
-def test_review_page_shows_rendered_maps_and_sorts_by_agreement(recipe_dir, tmp_path, tiny, judged_tiny, monkeypatch):
+def test_review_page_sorts_by_agreement_and_overlays_the_rendered_map(recipe_dir, tmp_path, tiny, judged_tiny,
+                                                                     monkeypatch):
     from streamlit.testing.v1 import AppTest
     ws = tmp_path / "ws"
     run_batch(write_recipe(recipe_dir, RECIPE), ws / "judged", count=4, batch_size=4, device="cpu")
     monkeypatch.setenv("NCT_WORKSPACE", str(ws))
     monkeypatch.setenv("NCT_RECIPES_DIR", str(recipe_dir))
     monkeypatch.chdir(Path(__file__).parents[1])
-    at = AppTest.from_file(str(Path(__file__).parents[1] / "app.py"), default_timeout=120)
-    at.session_state["model_choice"] = "tiny"
-    at.session_state["_model_picked"] = True
-    at.session_state["review_dir"] = str(ws / "judged")
-    at.session_state["review_agree_sort"] = True
-    at.run()
-    at.switch_page("pages/review.py").run()
-    assert not at.exception and not at.error, [e.value for e in at.exception] + [e.value for e in at.error]
-    tbl = at.get("dataframe")[0].value
-    figs = list(tbl["label_agreement"])
+
+    def page(**state) -> AppTest:
+        at = AppTest.from_file(str(Path(__file__).parents[1] / "app.py"), default_timeout=120)
+        for k, v in {"model_choice": "tiny", "_model_picked": True, "review_dir": str(ws / "judged"), **state}.items():
+            at.session_state[k] = v
+        at.run()
+        at.switch_page("pages/review.py").run()
+        assert not at.exception and not at.error, [e.value for e in at.exception] + [e.value for e in at.error]
+        return at
+
+    at = page(review_sort="label_agreement", review_mode="Table")
+    figs = list(at.get("dataframe")[0].value["label_agreement"])
     assert len(figs) == 4 and figs == sorted(figs)
-    assert list(read_manifest(ws / "judged")["label_agreement"].round(4)) != figs   # the sort did something
-    assert all(u.startswith("data:image/png;base64,") for u in tbl["rendered map"])
+    assert list(read_manifest(ws / "judged")["label_agreement"]) != figs   # the sort did something
+    at = page(review_overlay="rendered map")
+    assert "rendered map" in at.radio(key="review_overlay").options

@@ -100,7 +100,11 @@ def _cmd_fetch(args) -> int:
     if e.fetch is None:
         print(f"{e.name}: built in ({e.source}); nothing to fetch")
         return 0
-    print(f"{e.name}: {e.fetch(e)}")
+    hub_opts = {k: v for k, v in (("repo", args.repo), ("revision", args.revision), ("force", args.force)) if v}
+    if hub_opts and e.hub is None:
+        raise ValueError(f"--repo/--revision/--force apply to models fetched from the Hugging Face Hub, "
+                         f"not to {e.name} ({e.source})")
+    print(f"{e.name}: {e.fetch(e, **hub_opts)}")
     return 0
 
 
@@ -170,8 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the model zoo (license, whether cached)")
     m.set_defaults(func=_cmd_models)
 
-    f = sub.add_parser("fetch", help="download a zoo model's weights into the cache")
+    f = sub.add_parser("fetch", help="download a zoo model's weights into the cache (the only command that downloads)")
     f.add_argument("name")
+    f.add_argument("--repo", default=None, help="Hub models: another repo OWNER/NAME hosting the same files")
+    f.add_argument("--revision", default=None, help="Hub models: the commit (40 hex digits) to fetch from --repo")
+    f.add_argument("--force", action="store_true", help="Hub models: download again even if the files are cached")
     f.set_defaults(func=_cmd_fetch)
 
     g = sub.add_parser("merge", help="merge shard parts (and other dataset dirs of the same run) into DIR")

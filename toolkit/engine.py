@@ -40,10 +40,16 @@ class LabelSwap:
              variant) which of the S stages use that class's weights (a class inactive at a stage
              leaves its pixels' weight with the base class there). The stem counts as part of
              stage 0 (it matters for models whose stem is class-conditioned, such as BigGAN).
+    transplant: optional strengths per blend point (`[P]` or `[B, P]`, as `Blend.strength`): also
+             paste the same latent rendered with each target class into the source at those points,
+             inside that class's swap map — an extension of the paper for models whose class acts
+             only at coarse layers (input-conditioned GANs, see docs/EYES128.md). Run as extra
+             reference streams, so it is exactly a `Blend` per target class (mask = swap weights).
     """
     classes: Union[Sequence[Union[int, str]], torch.Tensor]
     weights: torch.Tensor
     stages: StageSpec = None
+    transplant: Union[Sequence[float], torch.Tensor, None] = None
 
 
 @dataclass
@@ -238,6 +244,12 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
     if swap is not None:
         src_cv, src_w = _swap_components(gen, swap, base_cv, dev)
         active = _active_stages(swap.stages, gen.n_stages, b, src_w.shape[1] - 1).to(dev)
+        if swap.transplant is not None:   # one reference stream per target class: same z, mask = its map
+            if torch.as_tensor(swap.transplant).shape[-1:] != (gen.n_blend_points,):
+                raise ValueError(f"label swap transplant: give one strength per blend point ({gen.n_blend_points}: "
+                                 f"after the stem and after each of the {gen.n_stages} stages)")
+            blends = list(blends) + [Blend(z, src_w[:, k], swap.transplant, y=src_cv[:, k])
+                                     for k in range(1, src_cv.shape[1])]
     else:
         src_cv, src_w, active = base_cv[:, None], None, None
     refs = _prepare_refs(gen, blends, base_cv, b, dev)
