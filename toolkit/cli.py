@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("dirs", nargs="+", metavar="DIR", help="target dataset dir, then optional dirs to merge into it")
     g.set_defaults(func=_cmd_merge)
 
-    states = ("pending", "accepted", "rejected")   # toolkit.dataset.REVIEW_STATES (a test keeps them equal);
+    states = ("pending", "accepted", "rejected", "rejected-auto")   # = toolkit.dataset.REVIEW_STATES (tested);
     # not imported here, since toolkit.dataset pulls in pandas for every command
     where_help = "filter rows: COL=VALUE (repeat: values of one column OR'ed, columns AND'ed), COL>=X, COL<=X"
     r = sub.add_parser("review", help="set review statuses from a CSV file (file_name,review) or by filter")

@@ -6,7 +6,10 @@ Per batch of variants it rasterises each edit's region (fixed regions once per r
 composites them (later regions cover earlier ones), makes one batched engine call for the
 edited images and one for the unedited sources (per distinct truncation value), and derives
 each variant's label map, soft label and locality from the variant's recorded parameters only,
-so a manifest row's `params` are enough to redo its image. No file I/O here.
+so a manifest row's `params` are enough to redo its image. When the model has a judge
+(`toolkit.judges`), each conditional variant also gets the map of what the judge sees in the
+image (`rendered_map`) and `label_agreement`, the share of the label map's pixels it confirms.
+No file I/O here (beyond loading the judge once).
 
 Named `pipeline`, not `render`: `toolkit.render` is the engine's public function, and a
 submodule of that name would replace it on the package once imported.
@@ -20,6 +23,7 @@ import torch
 
 from .engine import Blend, LabelSwap, render, render_with_features
 from .images import to_uint8
+from .judges import agreement, judge_for
 from .masks import PartRegion, rasterize_region
 from .part_edits import needs_parts, part_model_for, resolve as resolve_parts
 from .parts import segment_features
@@ -48,6 +52,8 @@ class RenderedVariant:
     locality: float
     problem: str | None = None         # set when the image is not finite: the variant must not count as done
     part_map: np.ndarray | None = None  # [H, W] uint8 part ids of the *edited* image, when a part model is known
+    rendered_map: np.ndarray | None = None   # [H, W] uint8 class ids the model's judge sees (models with a judge)
+    label_agreement: float | None = None     # share of label-map pixels the judge confirms (toolkit.judges.agreement)
 
     @property
     def index(self) -> int:
@@ -155,7 +161,8 @@ def render_variants(generator, recipe: Recipe, variants: list[Variant],
     `recipe` gives the mask files, the fixed-region cache and the label of unconditional models;
     it must fit the generator (`recipe.for_generator(generator)` checks that). `masks`: the result
     of `prepare_masks(recipe, variants, generator.resolution)` when the caller prepared them ahead.
-    A variant whose image is not finite comes back with `problem` set (and is not to be written)."""
+    A variant whose image is not finite comes back with `problem` set (and is not to be written).
+    With a judge (the model's zoo entry names one), `rendered_map` and `label_agreement` are set."""
     if not variants:
         return []
     if masks is not None and len(masks) != len(variants):
@@ -173,6 +180,11 @@ def render_variants(generator, recipe: Recipe, variants: list[Variant],
     for trunc, idx in groups.items():
         for k, rv in zip(idx, _render_group(gen, recipe, [variants[k] for k in idx], [masks[k] for k in idx], trunc)):
             results[k] = rv
+    judge = judge_for(gen) if info.n_classes else None
+    if judge is not None:
+        for rv, seen in zip(results, judge.classify(np.stack([rv.image for rv in results]))):
+            rv.rendered_map = seen
+            rv.label_agreement = agreement(rv.label_map, seen)
     return results
 
 

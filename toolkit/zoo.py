@@ -50,6 +50,8 @@ class ZooEntry:
     # (architecture, config) known statically, or a shipped file whose header holds them.
     config: Callable[[], tuple[str, object]] | None = None
     header_file: Path | None = None
+    # A per-pixel classifier of the model's classes (toolkit.judges): rendered maps and label_agreement.
+    judge: Path | None = None
 
     def sha256(self, generator) -> str:
         """The model's identity: the pinned hash, else the weights file's, else the state's (models built in code)."""
@@ -150,6 +152,7 @@ def _build_eyes128(entry: ZooEntry):
 
 # -- terrain64: trained by this toolkit on 0 A.D. terrain textures, shipped inside the package -----------
 TERRAIN64_PATH = Path(__file__).parent / "weights" / "terrain64.safetensors"
+TERRAIN64_JUDGE = Path(__file__).parent / "weights" / "judges" / "terrain64.safetensors"
 TERRAIN64_SHA256 = "5e4f127409a04f8d784a47bdff071062706ae59df0f595eff1409a78f93bfcfe"
 
 
@@ -205,7 +208,7 @@ register(ZooEntry(
     source="toolkit/weights/terrain64.safetensors, trained with `python -m toolkit.train` on the data of "
            "`python -m toolkit.train.materials build` (sources: toolkit/data/terrain64_sources.csv)",
     build=_build_terrain64, weights_sha256=TERRAIN64_SHA256,
-    is_cached=lambda e: TERRAIN64_PATH.exists(), header_file=TERRAIN64_PATH))
+    is_cached=lambda e: TERRAIN64_PATH.exists(), header_file=TERRAIN64_PATH, judge=TERRAIN64_JUDGE))
 
 
 def get(name: str) -> ZooEntry:

@@ -183,6 +183,13 @@ RECIPE_BODY = obj({
                              "references, relative to the recipe's folder (default: the one shipped for the model)"),
     "edits": seq(EDIT, 1, description="Applied together in one render, in order (later regions cover earlier ones).",
                  **_x("a list of 1+ edits ({label_swap: ...} or {blend: ...})")),
+    "filter": obj({
+        "min_label_agreement": num(0, 1, description="Keep variants whose label_agreement (the share of label-map "
+                                   "pixels the model's judge confirms) is at least this; the others are written as "
+                                   "review: rejected-auto and the run renders more (up to 10 × count indices) until "
+                                   "`count` variants pass. Needs a model with a judge (terrain64)."),
+    }, ["min_label_agreement"], description="Which rendered variants count toward `count`.",
+        **_x("{min_label_agreement: a number in [0, 1]}")),
     "output": obj({
         "label": string(description="Label for unconditional models (default: the recipe name)"),
         "save_source": {"type": "boolean", "default": True,

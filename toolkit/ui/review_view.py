@@ -18,7 +18,8 @@ from PIL import Image
 from .. import dataset
 
 # The row's pictures, in the order the gallery shows them beside the image.
-LAYERS = {"label map": "label_map_file", "part map": "part_map_file", "mask": "mask_file", "source": "source_file"}
+LAYERS = {"label map": "label_map_file", "rendered map": "rendered_map_file", "part map": "part_map_file",
+          "mask": "mask_file", "source": "source_file"}
 MAX_ZIP_BYTES = 512 << 20     # a browser download of more than this should use the folder itself
 
 
