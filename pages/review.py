@@ -183,7 +183,7 @@ def gallery() -> None:
         col.image(layers[name].resize((SIDE, SIDE), Image.NEAREST), caption=name)
     facts = {"label": row["label"], "review": row["review"], "locality": row["locality"],
              "edits": dataset.describe_params(str(row["params"])), "seed": row["variant_seed"]}
-    if "label_agreement" in row:
+    if pd.notna(row.get("label_agreement")):
         facts["label agreement"] = row["label_agreement"]
     st.caption(" · ".join(f"{k}: {v}" for k, v in facts.items()))
 
@@ -276,7 +276,10 @@ def table() -> None:
         })
 
 
-gallery() if mode == "Gallery" else table()
+if mode == "Gallery":
+    gallery()
+else:
+    table()
 
 # -- charts ----------------------------------------------------------------------------------------------
 current = dataset.read_manifest(ddir)

@@ -190,6 +190,21 @@ def test_batch_progress_survives_page_switches_and_review_works_from_the_keyboar
                           timeout=30, what="metadata.csv to hold the keyboard decisions")
         assert review == ["accepted", "rejected", "pending"]
         page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
+        # Download an edited image from an editor: draw, wait for the result, click its download.
+        goto_nav(page, "Label swap", "Label swap")
+        canvas = page.locator("canvas").last
+        canvas.wait_for(timeout=90_000)
+        time.sleep(2)
+        drag(page, canvas, [(0.3, 0.3), (0.7, 0.3), (0.7, 0.7), (0.3, 0.7)])
+        button = page.get_by_role("button", name="Download result")
+        button.wait_for(timeout=90_000)
+        with page.expect_download(timeout=60_000) as info:
+            button.click()
+        saved = tmp_path / "result.png"
+        info.value.save_as(str(saved))
+        from PIL import Image
+        with Image.open(saved) as im:
+            assert im.format == "PNG" and im.size[0] == im.size[1] > 1
 
 
 def make_docs_screenshots(out: Path = ROOT / "docs") -> None:
@@ -236,9 +251,12 @@ def make_docs_screenshots(out: Path = ROOT / "docs") -> None:
                               {n: ("accepted" if i % 3 else "rejected") for i, n in enumerate(names[:12])})
 
         goto_nav(page, "Review", "Review")
-        page.get_by_text("Class counts").wait_for(timeout=60_000)
+        wait_for(lambda: image_src(page, "#0 "), what="the gallery")
         time.sleep(2)
         page.screenshot(path=str(out / "app_review.png"), full_page=True)
+        page.get_by_text("Table", exact=True).click()
+        time.sleep(3)
+        page.screenshot(path=str(out / "app_review_table.png"), full_page=True)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
