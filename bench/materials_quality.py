@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
@@ -35,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from toolkit import LabelSwap, load_generator, render, sample_latents  # noqa: E402
 from toolkit.images import grid, to_pil  # noqa: E402
 from toolkit.io import atomic_path, atomic_write_text, save_png  # noqa: E402
+from toolkit.judges import JudgeNet  # noqa: E402
 from toolkit.train.data import MaterialCrops  # noqa: E402
 
 log = logging.getLogger("materials_quality")
@@ -43,22 +43,8 @@ PALETTE = {"grass": (80, 170, 60), "sand": (230, 210, 140), "rock": (120, 120, 1
            "dirt": (140, 90, 50), "foliage": (30, 90, 40), "sky": (110, 170, 240)}
 
 
-class PatchClassifier(nn.Module):
-    """Conv-BN-ReLU ×4 with pooling, global average pooling, linear: classifies 32×32 patches."""
-
-    def __init__(self, n_classes: int, width: int = 32):
-        super().__init__()
-        chans, layers, c_in = [width, 2 * width, 3 * width, 4 * width], [], 3
-        for i, c in enumerate(chans):
-            layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU()]
-            if i < 3:
-                layers.append(nn.MaxPool2d(2))
-            c_in = c
-        self.features = nn.Sequential(*layers)
-        self.fc = nn.Linear(c_in, n_classes)
-
-    def forward(self, x):
-        return self.fc(self.features(x).mean((2, 3)))
+# The patch classifier is the terrain64 judge's network (one definition: toolkit.judges).
+PatchClassifier = JudgeNet
 
 
 def random_patches(x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
