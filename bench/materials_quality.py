@@ -21,21 +21,20 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image, ImageDraw
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from toolkit import LabelSwap, load_generator, render, sample_latents  # noqa: E402
 from toolkit.images import grid, to_pil  # noqa: E402
+from toolkit.io import atomic_path, atomic_write_text, save_png  # noqa: E402
+from toolkit.judges import JudgeNet  # noqa: E402
 from toolkit.train.data import MaterialCrops  # noqa: E402
 
 log = logging.getLogger("materials_quality")
@@ -44,22 +43,8 @@ PALETTE = {"grass": (80, 170, 60), "sand": (230, 210, 140), "rock": (120, 120, 1
            "dirt": (140, 90, 50), "foliage": (30, 90, 40), "sky": (110, 170, 240)}
 
 
-class PatchClassifier(nn.Module):
-    """Conv-BN-ReLU ×4 with pooling, global average pooling, linear: classifies 32×32 patches."""
-
-    def __init__(self, n_classes: int, width: int = 32):
-        super().__init__()
-        chans, layers, c_in = [width, 2 * width, 3 * width, 4 * width], [], 3
-        for i, c in enumerate(chans):
-            layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU()]
-            if i < 3:
-                layers.append(nn.MaxPool2d(2))
-            c_in = c
-        self.features = nn.Sequential(*layers)
-        self.fc = nn.Linear(c_in, n_classes)
-
-    def forward(self, x):
-        return self.fc(self.features(x).mean((2, 3)))
+# The patch classifier is the terrain64 judge's network (one definition: toolkit.judges).
+PatchClassifier = JudgeNet
 
 
 def random_patches(x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
@@ -174,14 +159,6 @@ def colour_map(m: torch.Tensor, names) -> Image.Image:
     return Image.fromarray(pal[m].numpy())
 
 
-def save_png(im: Image.Image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    im.save(tmp)
-    os.replace(tmp, path)
-
-
 EXAMPLES = [  # (title, base class, [(class, region as (top, bottom, left, right) fractions or "diag")])
     ("meadow with a rock band", "grass", [("rock", (0.375, 0.625, 0, 1))]),
     ("sky over sand", "sand", [("sky", (0, 0.45, 0, 1))]),
@@ -241,7 +218,8 @@ def main(argv=None) -> int:
     else:
         clf = train_classifier(train_data, args.classifier_steps)
         if cache:
-            torch.save({"steps": args.classifier_steps, "classes": names, "state": clf.state_dict()}, cache)
+            with atomic_path(cache, make_parents=True) as tmp:
+                torch.save({"steps": args.classifier_steps, "classes": names, "state": clf.state_dict()}, tmp)
 
     rng = torch.Generator().manual_seed(1)
     n = args.per_class
@@ -286,11 +264,7 @@ def main(argv=None) -> int:
                        "iou_generated": dict(zip(names, iou_fake)), "iou_real_collage": dict(zip(names, iou_real))},
         "seconds": round(time.time() - t0, 1),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out, suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, out / "quality.json")
+    atomic_write_text(out / "quality.json", json.dumps(result, indent=2), make_parents=True)
 
     # pictures: samples per class, real crops per class, label-swap examples, measured maps
     z = sample_latents(gen, list(range(100, 110)))

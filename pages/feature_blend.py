@@ -9,6 +9,7 @@ from toolkit.masks import MaskFileError, resize_weights
 from toolkit.recipes import BLEND_PRESETS, blend_preset
 from toolkit.recipes.files import load_mask_file
 from toolkit.ui import photo_source, widgets as W
+from toolkit.ui.parts_picker import apply_parts, parts_panel
 from toolkit.ui.recipe_builder import Randomise, blend_recipe
 from toolkit.ui.strokes import PALETTE, overlay, strokes_to_weights
 
@@ -43,7 +44,7 @@ def set_preset(name: str) -> None:
 def build(rnd, count, base_seed):
     return blend_recipe(key, [{"seed": r["seed"], "class": r["class"]} for r in refs], masks, strength, rnd,
                         source_class=names[src_cls] if gen.n_classes else None, count=count, seed=base_seed,
-                        source_seed=seed)
+                        source_seed=seed, parts=chosen_parts)
 
 
 editor = st.container()          # drawn first on the page, filled last (it needs the choices below)
@@ -92,7 +93,8 @@ with refs_box:
 
 with strength_box:
     # -- strengths -----------------------------------------------------------------------------------
-    st.markdown("**Strength per blend point** (where reference features replace the source's)")
+    st.caption("Where reference features replace the source's: after the stem (coarse layout) … after the last "
+               "stage (fine texture).")
     pc = st.columns(len(BLEND_PRESETS))
     for c, name in zip(pc, BLEND_PRESETS):
         c.button(f"Preset: {PRESET_LABELS.get(name, name)}", key=f"preset_{name}", on_click=set_preset, args=(name,),
@@ -113,10 +115,17 @@ with editor:
     brush = t3.slider("Brush size (px on screen)", 4, 64, 24, key="blend_brush")
 
     source = W.render_plain(key, dev, (seed,), None if src_cls is None else (src_cls,))[0]
-    c_canvas, c_mask, c_result = st.columns(3)
+    c_canvas, c_refs, c_mask, c_result = st.columns([3, 1, 3, 3])
     with c_canvas:
         st.caption(f"Source: seed {seed} — paint here")
         strokes = W.canvas(W.upscale_pil(source), "blend_canvas", colours[paint], tool, brush)
+    with c_refs:
+        # The references beside the canvas while painting: which colour brings which face.
+        for j, r in enumerate(refs):
+            W.legend([(f"reference {j + 1}", colours[j])])
+            cid = r["class_id"]
+            W.show(W.render_plain(key, dev, (r["seed"],), None if cid is None else (cid,))[0],
+                   caption=f"seed {r['seed']}", size=96)
     with st.expander("Upload a mask instead (for the reference being painted)"):
         uploaded = W.upload_mask(f"Mask for reference {paint + 1}", "blend_upload", res)
 
@@ -133,6 +142,8 @@ with editor:
             # Painted strokes of other references keep their pixels: masks stay disjoint (sum ≤ 1).
             free = 1 - np.delete(masks, j, 0).sum(0)
             masks[j] = np.maximum(masks[j], np.minimum(np.max(extra, 0), free))
+    chosen_parts = parts_panel(key, dev, seed, src_cls, source, [f"reference {j + 1}" for j in range(n_refs)], "blend")
+    masks = apply_parts(masks, key, dev, seed, src_cls, chosen_parts)
     with c_mask:
         W.show(overlay(W.upscale_pil(source), masks, colours), caption="Regions (colour = reference)")
     with c_result:
@@ -144,6 +155,8 @@ with editor:
             # Variant 0 of the recipe "Save as recipe" writes, rendered by the batch pipeline.
             out = W.preview(key, dev, build(Randomise(), 1, 0))[0]
             W.show(out, caption="Result")
+    if masks.any() and any(strength):
+        W.download_result(key, dev, build(Randomise(), 1, 0), f"blend-seed{seed}", "blend")
 
 
 W.save_recipe_form("blend", build, gen=gen, reference_seeds=True)

@@ -3,6 +3,7 @@ import numpy as np
 import streamlit as st
 
 from toolkit.ui import photo_source, widgets as W
+from toolkit.ui.parts_picker import apply_parts, parts_panel
 from toolkit.ui.recipe_builder import Randomise, swap_recipe
 from toolkit.ui.strokes import PALETTE, overlay, strokes_to_weights
 
@@ -14,7 +15,8 @@ dev = W.device()
 if not gen.n_classes:
     st.warning(f"**{key}** is unconditional: it has no classes, so there is nothing to swap a region to. "
                "Label swap changes the class-conditional batch-norm parameters inside a region, which needs "
-               "a class-conditional model (pick `tiny` or a class-conditional checkpoint in the sidebar). "
+               "a class-conditional model (pick `eyes128`, `terrain64` or `tiny`, or a class-conditional checkpoint, "
+               "in the sidebar). "
                "To move parts between images of this model, use feature blending.")
     st.page_link("pages/feature_blend.py", label="Go to Feature blend", icon=":material/join_inner:")
     st.stop()
@@ -42,6 +44,9 @@ with right:
     q = st.text_input("Search target classes", key="swap_targets_q", placeholder="filter the list below")
     options = [n for n in names if q.strip().lower() in n.lower()] or names
     chosen = st.session_state.get("swap_targets", [])
+    if any(c not in names for c in chosen):   # classes of the previously selected model: start afresh
+        del st.session_state["swap_targets"]
+        chosen = []
     st.multiselect("Target classes (one colour each, up to 8)", sorted(set(options) | set(chosen), key=names.index),
                    key="swap_targets", max_selections=len(PALETTE),
                    default=None if "swap_targets" in st.session_state else [names[(src_cls + 1) % len(names)]])
@@ -69,6 +74,10 @@ lo, hi = s1.select_slider("Stages that use the swap", options=list(range(n)), va
                           format_func=lambda i: stage_labels[i], key="swap_stages")
 strength = s2.slider("Strength", 0.05, 1.0, 1.0, 0.05, key="swap_strength",
                      help="Fraction of the region's normalisation parameters taken from the target class")
+if gen.architecture == "cdcgan":   # the class enters with z: only the first layer (4×4) sees it
+    st.caption("This model takes its class as an input next to z, so the swap acts at the first layer's 4×4 grid "
+               "(each cell is a quarter of the image side) and only when stage 0 is in the range; the later "
+               "layers shape the result. See docs/EYES128.md.")
 
 source = W.render_plain(key, dev, (seed,), (src_cls,))[0]
 c_canvas, c_result = st.columns(2)
@@ -83,12 +92,14 @@ if uploaded is not None:
     k = targets.index(paint)
     others = np.delete(weights, k, 0).sum(0)
     weights[k] = np.maximum(weights[k], np.minimum(uploaded, 1 - others))
+chosen_parts = parts_panel(key, dev, seed, src_cls, source, list(targets), "swap")
+weights = apply_parts(weights, key, dev, seed, src_cls, chosen_parts)
 
 
 
 def build(rnd, count, base_seed):
     return swap_recipe(key, names[src_cls], targets, weights, (lo, hi), strength, rnd, count, base_seed,
-                       source_seed=seed)
+                       source_seed=seed, parts=chosen_parts)
 
 
 # The preview is variant 0 of the recipe "Save as recipe" writes, rendered by the batch pipeline.
@@ -98,6 +109,7 @@ with c_result:
     else:
         result = W.preview(key, dev, build(Randomise(), 1, 0))[0]
         W.show(result, caption=f"Result: stages {lo}–{hi}, strength {strength:.2f}")
+        W.download_result(key, dev, build(Randomise(), 1, 0), f"swap-seed{seed}", "swap")
 
 if weights.any():
     st.subheader("Morph strip (strength 0 → 1)")

@@ -41,7 +41,12 @@ def isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("NCT_WORKSPACE", str(ws))
     monkeypatch.setenv("NCT_RECIPES_DIR", str(rd))
     monkeypatch.chdir(ROOT)   # st.Page paths and the shipped face-part masks are relative to the repo
-    return ws, rd
+    yield ws, rd
+    for job in jobs.all_jobs():           # the run registry is per server process: start each test clean
+        job.stop.set()
+        if job.thread is not None:
+            job.thread.join(60)
+        jobs.dismiss(job.out_dir)
 
 
 def app(page: str | None = None, model: str = "tiny", **state) -> AppTest:
@@ -256,6 +261,20 @@ def _save(at, prefix: str, name: str) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
+def test_editors_offer_the_result_mask_and_label_map_as_downloads(isolated_dirs):
+    at = app("pages/label_swap.py")
+    at.session_state["swap_canvas"] = strokes([(PALETTE[0], (0, 0, 128, 128))])
+    at.run()
+    assert not at.exception and not at.error, messages(at)
+    keys = [el.key for el in at.get("download_button")]
+    assert keys == ["swap_download_result", "swap_download_mask", "swap_download_label_map"], keys
+    at = app()
+    at.session_state["blend_canvas"] = strokes([(PALETTE[0], (0, 128, 256, 256))])
+    at.run()
+    keys = [el.key for el in at.get("download_button")]
+    assert keys == ["blend_download_result", "blend_download_mask", "blend_download_label_map"], keys
+
+
 def test_saved_swap_recipe_validates_and_runs_in_the_batch_runner(isolated_dirs):
     ws, rd = isolated_dirs
     at = app("pages/label_swap.py")
@@ -265,8 +284,9 @@ def test_saved_swap_recipe_validates_and_runs_in_the_batch_runner(isolated_dirs)
     at.multiselect(key="swap_extra_classes").set_value(["purple"])
     _save(at, "swap", "drawn-swap")
     assert not at.error, messages(at)
-    path = rd / "drawn-swap.yaml"
-    assert path.is_file() and (rd / "masks" / "drawn-swap" / "swap0.png").is_file()
+    path = ws / "recipes" / "drawn-swap.yaml"       # the workspace, never the shipped recipes folder
+    assert path.is_file() and (ws / "recipes" / "masks" / "drawn-swap" / "swap0.png").is_file()
+    assert not (rd / "drawn-swap.yaml").exists()
     rec = recipes.load_recipe(path)
     edit = rec.data["edits"][0]["label_swap"]
     assert edit["to"] == {"choice": ["green", "purple"]} and edit["region"]["jitter"] == {"translate": 0.05}
@@ -287,12 +307,12 @@ def test_saved_blend_recipe_matches_the_preview_and_runs(isolated_dirs):
     at.checkbox(key="blend_rand_refs").check()
     _save(at, "blend", "drawn-blend")
     assert not at.error, messages(at)
-    rec = recipes.load_recipe(rd / "drawn-blend.yaml")
-    mask = np.asarray(Image.open(rd / "masks" / "drawn-blend" / "ref0.png"))
+    rec = recipes.load_recipe(ws / "recipes" / "drawn-blend.yaml")
+    mask = np.asarray(Image.open(ws / "recipes" / "masks" / "drawn-blend" / "ref0.png"))
     assert mask.shape == (32, 32) and mask[:16].max() == 0 and mask[16:].min() == 255
     assert rec.data["edits"][0]["blend"]["reference"]["seed"] == {"range": [0, 1_000_000]}
     assert rec.data["edits"][0]["blend"]["strength"] == [at.slider(key=f"blend_point_{i}").value for i in range(4)]
-    summary = run_batch(rd / "drawn-blend.yaml", ws / "b", count=3, device="cpu", batch_size=3)
+    summary = run_batch(ws / "recipes" / "drawn-blend.yaml", ws / "b", count=3, device="cpu", batch_size=3)
     assert summary.written == 3
     assert len(dataset.read_manifest(ws / "b")) == 3
 
@@ -376,6 +396,68 @@ def test_batch_page_shows_recipe_errors(isolated_dirs):
     assert "cannot be run" in at.error[0].value and "nosuchclass" in at.error[0].value
 
 
+def test_batch_page_lists_unrunnable_recipes_and_always_draws_runs(isolated_dirs):
+    ws, rd = isolated_dirs
+    _recipe(rd)
+    # Alphabetically first, but its weights are absent: marked in the list, never a page-stopping error.
+    (rd / "aaa-absent.yaml").write_text("model: weights/nothing-here.pt\nedits: [{blend: {region: {blob: {}}}}]\n")
+    at = app("pages/batch.py")
+    assert not at.exception and not at.error, messages(at)
+    choice = at.selectbox(key="batch_recipe_choice")
+    assert Path(choice.value).name == "tiny-label-swap.yaml"        # the default is one that can run
+    labels = list(choice.options)
+    assert any("aaa-absent.yaml" in l and "cannot run" in l and "not found" in l for l in labels), labels
+    job = jobs.start(rd / "tiny-label-swap.yaml", ws / "ds" / "runs", count=2, device="cpu", batch_size=2)
+    wait_for(job)
+    choice.set_value(str((rd / "aaa-absent.yaml").resolve())).run()
+    assert any("cannot run on this machine" in w.value for w in at.warning), messages(at)
+    # The Runs section is there all the same, with the finished run and its contact sheet.
+    assert any("wrote 2" in s.value for s in at.success), messages(at)
+    at.button(key=f"dismiss_{job.out_dir}").click().run()
+    assert jobs.get(job.out_dir) is None and (job.out_dir / "metadata.csv").is_file()
+
+
+def test_batch_page_reads_recipes_only_from_its_folders(isolated_dirs, tmp_path):
+    ws, rd = isolated_dirs
+    _recipe(rd)
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("model: tiny\nTOP-SECRET-LINE: 1\n" * 50)
+    at = app("pages/batch.py")
+    at.selectbox(key="batch_recipe_choice").set_value("another file…").run()
+    for text in (str(secret), "../secret.yaml", "/etc/passwd"):
+        at.text_input(key="batch_recipe_path").input(text).run()
+        assert not at.exception
+        msg = messages(at)
+        assert "outside the recipes folder" in msg and "TOP-SECRET" not in msg and "root:" not in msg, msg
+        assert not any(b.key == "batch_start" for b in at.button)
+
+
+def test_batch_page_without_cuda_says_so_once(isolated_dirs):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    ws, rd = isolated_dirs
+    _recipe(rd)
+    at = app("pages/batch.py")
+    at.selectbox(key="batch_device").set_value("cuda").run()
+    assert [e.value for e in at.error] == ["This machine has no CUDA device: choose cpu or auto."]
+    assert not any(b.key == "batch_start" for b in at.button)
+
+
+def test_start_right_after_stop_waits_for_the_closing_runner(isolated_dirs):
+    ws, rd = isolated_dirs
+    rec = _recipe(rd, 40)
+    out = ws / "restart"
+    first = jobs.start(rec, out, count=40, device="cpu", batch_size=1)
+    assert first.error is None
+    first.stop.set()                       # the user pressed Stop; the runner finishes its batch
+    second = jobs.start(rec, out, count=40, device="cpu", batch_size=1)
+    assert second.error is None, second.error      # not refused by our own closing runner
+    assert not first.running
+    second.stop.set()
+    wait_for(second)
+    assert second.done >= first.done and second.progress_text().startswith(f"{second.done} / 40")
+
+
 # -- review page ---------------------------------------------------------------------------------------
 def _dataset(ws: Path, rd: Path, count: int = 4) -> Path:
     out = ws / "ds" / "r"
@@ -386,7 +468,7 @@ def _dataset(ws: Path, rd: Path, count: int = 4) -> Path:
 def test_review_edits_persist_filters_charts_and_export(isolated_dirs):
     ws, rd = isolated_dirs
     out = _dataset(ws, rd)
-    at = app("pages/review.py", review_dir=str(out))
+    at = app("pages/review.py", review_dir=str(out), review_mode="Table")
     assert not at.exception and not at.error, messages(at)
     editor_key = at.get("dataframe")[0].key
     at.session_state[editor_key] = {"edited_rows": {0: {"review": "accepted"}, 2: {"review": "rejected"}},
@@ -396,7 +478,7 @@ def test_review_edits_persist_filters_charts_and_export(isolated_dirs):
     df = dataset.read_manifest(out)
     assert list(df["review"]) == ["accepted", "pending", "rejected", "pending"]
     # A fresh session sees the saved state (it is in metadata.csv, not in the session).
-    at2 = app("pages/review.py", review_dir=str(out), review_status=["accepted"])
+    at2 = app("pages/review.py", review_dir=str(out), review_status=["accepted"], review_mode="Table")
     assert "1 of 4 rows match" in " ".join(c.value for c in at2.caption)
     # Export the accepted subset.
     at2.text_input(key="review_export_dest").input("accepted-only")
@@ -406,10 +488,86 @@ def test_review_edits_persist_filters_charts_and_export(isolated_dirs):
     assert list(sub["file_name"]) == [df["file_name"][0]] and (ws / "accepted-only" / sub["file_name"][0]).is_file()
 
 
+def test_review_table_saves_every_edit_without_rebuilding_the_editor(isolated_dirs):
+    ws, rd = isolated_dirs
+    out = _dataset(ws, rd)
+    at = app("pages/review.py", review_dir=str(out), review_mode="Table")
+    key = at.get("dataframe")[0].key
+    edits = {"edited_rows": {0: {"review": "accepted"}}, "added_rows": [], "deleted_rows": []}
+    for step in ({1: {"review": "rejected"}}, {3: {"review": "accepted"}}, {1: {"review": "pending"}}):
+        at.session_state[key] = edits
+        at.run()
+        assert not at.exception and not at.error, messages(at)
+        assert at.get("dataframe")[0].key == key          # the same editor: the next click lands
+        edits = {**edits, "edited_rows": {**edits["edited_rows"], **step}}
+    at.session_state[key] = edits
+    at.run()
+    assert list(dataset.read_manifest(out)["review"]) == ["accepted", "pending", "pending", "accepted"]
+
+
+def test_review_gallery_decides_and_moves_on(isolated_dirs):
+    ws, rd = isolated_dirs
+    out = _dataset(ws, rd)
+    at = app("pages/review.py", review_dir=str(out))
+    assert not at.exception and not at.error, messages(at)
+    assert any(i.caption.startswith("#0 ") for el in at.get("image") for i in el.proto.imgs), images(at)
+    assert "label map" in images(at) and "mask" in images(at) and "source" in images(at)
+    at.button(key="review_accept").click().run()
+    at.button(key="review_reject").click().run()
+    at.button(key="review_prev").click().run()
+    at.button(key="review_pending").click().run()
+    assert list(dataset.read_manifest(out)["review"]) == ["accepted", "pending", "pending", "pending"]
+    assert any(i.caption.startswith("#2 ") for el in at.get("image") for i in el.proto.imgs)
+    # Filter + sort by any column; bulk actions act on every matching row.
+    at.radio(key="review_overlay").set_value("label map").run()
+    assert not at.exception
+    at.selectbox(key="review_sort").set_value("variant_seed").run()
+    at.toggle(key="review_desc").set_value(True).run()
+    at.selectbox(key="review_extra_col").set_value("variant_index").run()
+    at.multiselect(key="review_extra_vals_variant_index").set_value(["1", "3"]).run()
+    assert "2 of 4 rows match" in " ".join(c.value for c in at.caption)
+    at.button(key="review_reject_all").click().run()
+    assert list(dataset.read_manifest(out)["review"]) == ["accepted", "rejected", "pending", "rejected"]
+
+
+def test_review_exports_into_datasets_and_offers_a_zip(isolated_dirs):
+    ws, rd = isolated_dirs
+    out = _dataset(ws, rd)
+    dataset.update_review(out, {dataset.read_manifest(out)["file_name"][1]: "accepted"})
+    at = app("pages/review.py", review_dir=str(out))
+    btn = at.button(key="review_export")
+    assert btn.label == "Export 1 accepted row"
+    btn.click().run()
+    assert not at.error, messages(at)
+    dest = ws / "datasets" / "r-accepted"
+    assert len(dataset.read_manifest(dest)) == 1
+    assert any(el.key == "review_zip" for el in at.get("download_button")), [e.key for e in at.get("download_button")]
+
+
+def test_review_view_pictures_overlays_and_zip(isolated_dirs, tmp_path):
+    from toolkit.ui.review_view import overlay, row_picture, zip_dataset
+    ws, rd = isolated_dirs
+    out = _dataset(ws, rd, 2)
+    row = dataset.read_manifest(out).iloc[0].to_dict()
+    im, lm, mask = (row_picture(out, row, c) for c in ("file_name", "label_map_file", "mask_file"))
+    assert im.size == lm.size == mask.size and im.mode == lm.mode == "RGB"
+    assert overlay(im, mask, "mask_file").size == im.size
+    crafted = {**row, "mask_file": "../../etc/passwd"}
+    assert row_picture(out, crafted, "mask_file") is None
+    import zipfile
+    z = zipfile.ZipFile(io.BytesIO(zip_dataset(out)))
+    assert f"{out.name}/metadata.csv" in z.namelist() and not any("/." in n for n in z.namelist())
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(dataset.DatasetError, match="not a dataset folder"):
+        zip_dataset(tmp_path / "plain")
+    with pytest.raises(dataset.DatasetError, match="too large"):
+        zip_dataset(out, limit=10)
+
+
 def test_review_thumbnails_are_data_urls(isolated_dirs):
     ws, rd = isolated_dirs
     out = _dataset(ws, rd, 2)
-    at = app("pages/review.py", review_dir=str(out))
+    at = app("pages/review.py", review_dir=str(out), review_mode="Table")
     tbl = at.get("dataframe")[0].value
     assert len(tbl) == 2
     for col in ("image", "source"):
@@ -454,7 +612,7 @@ def test_review_while_the_batch_page_is_still_appending_loses_no_rows(isolated_d
     deadline = time.time() + 60
     while job.done < 3 and time.time() < deadline:
         time.sleep(0.02)
-    at = app("pages/review.py", review_dir=str(out))
+    at = app("pages/review.py", review_dir=str(out), review_mode="Table")
     at.session_state[at.get("dataframe")[0].key] = {"edited_rows": {0: {"review": "rejected"}, 1: {"review": "accepted"}},
                                                     "added_rows": [], "deleted_rows": []}
     at.run()

@@ -310,18 +310,22 @@ def test_zoo_entry_without_files_says_how_to_get_them(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError) as e:
         toolkit.load_generator("biggan-deep-256", device="cpu")
     msg = str(e.value)
-    assert str(tmp_path / "biggan-deep-256") in msg and "huggingface/biggan-deep-256" in msg
-    assert "NCT_BIGGAN_DIR" in msg and "does not download" in msg
+    assert str(tmp_path / "biggan-deep-256") in msg and "python -m toolkit fetch biggan-deep-256" in msg
+    assert "NCT_BIGGAN_DIR" in msg and "Loading never downloads" in msg
 
 
 def test_zoo_entry_loads_the_configured_directory(small, tmp_path, monkeypatch):
     monkeypatch.setenv("NCT_BIGGAN_DIR", str(tmp_path))
-    shutil.copytree(small[2], tmp_path / "biggan-deep-128")
-    with pytest.raises(CheckpointError, match=r"describes a 32×32 model, not 128×128"):
-        toolkit.load_generator("biggan-deep-128", device="cpu")
+    shutil.copytree(small[2], tmp_path / "biggan-deep-256")       # no sha256 is pinned for 256
+    with pytest.raises(CheckpointError, match=r"describes a 32×32 model, not 256×256"):
+        toolkit.load_generator("biggan-deep-256", device="cpu")
     from toolkit import zoo
-    assert zoo.get("biggan-deep-128").is_cached(zoo.get("biggan-deep-128"))
+    assert zoo.get("biggan-deep-256").is_cached(zoo.get("biggan-deep-256"))
     assert not zoo.get("biggan-deep-512").is_cached(zoo.get("biggan-deep-512"))
+    # 128 pins the published file's sha256: other weights under that name are refused.
+    shutil.copytree(small[2], tmp_path / "biggan-deep-128")
+    with pytest.raises(CheckpointError, match=r"not the published file.*load_generator\("):
+        toolkit.load_generator("biggan-deep-128", device="cpu")
 
 
 # -- the released configurations (random weights of the real shapes) -------------------------------

@@ -140,6 +140,73 @@ def test_drag_on_feature_blend_canvas_changes_the_result(tmp_path):
         assert (tmp_path / "after.png").stat().st_size > 10_000
 
 
+def no_error_box(page) -> None:
+    errors = page.locator('[data-testid="stAlertContentError"], [data-testid="stException"]')
+    assert errors.count() == 0, errors.all_inner_texts()
+
+
+def test_batch_progress_survives_page_switches_and_review_works_from_the_keyboard(tmp_path):
+    """Every page opens without an error box; a batch started on the Batch page shows its progress
+    again after visiting other pages; Review accepts/rejects with the keyboard into metadata.csv."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium); "
+                    ".ci/run does this")
+    pytest.importorskip("playwright")
+    from toolkit import dataset
+    ws, rd = tmp_path / "ws", tmp_path / "recipes"
+    ws.mkdir()
+    rd.mkdir()
+    text = (ROOT / "recipes" / "tiny-label-swap.yaml").read_text().replace("count: 32", "count: 16")
+    (rd / "tiny-label-swap.yaml").write_text(text)
+    with app_server(ws, rd) as url, browser_page() as page:
+        open_page(page, url, "Feature blend")
+        page.locator("canvas").last.wait_for(timeout=90_000)
+        no_error_box(page)
+        for name in ("Label swap", "Batch", "Review"):
+            goto_nav(page, name, name)
+            time.sleep(2)
+            no_error_box(page)
+        goto_nav(page, "Batch", "Batch")
+        page.get_by_label("Batch size").fill("1")
+        page.get_by_label("Batch size").press("Enter")
+        time.sleep(1)
+        page.get_by_test_id("stBaseButton-primary").click()
+        page.get_by_test_id("stProgress").first.wait_for(timeout=120_000)
+        goto_nav(page, "Review", "Review")
+        goto_nav(page, "Label swap", "Label swap")
+        goto_nav(page, "Batch", "Batch")
+        page.get_by_test_id("stProgress").first.wait_for(timeout=30_000)    # the run is still shown
+        page.get_by_text("Review this dataset").wait_for(timeout=180_000)
+        page.get_by_text("Review this dataset").click()
+        page.get_by_role("heading", name="Review").wait_for(timeout=60_000)
+        wait_for(lambda: image_src(page, "#0 "), what="the first row in the gallery")
+        page.keyboard.press("a")                                            # accept row 0, move on
+        wait_for(lambda: image_src(page, "#1 "), what="the gallery to move to row 1")
+        page.keyboard.press("x")                                            # reject row 1
+        wait_for(lambda: image_src(page, "#2 "), what="the gallery to move to row 2")
+        out = ws / "datasets" / "tiny-label-swap"
+        review = wait_for(lambda: (r := list(dataset.read_manifest(out)["review"][:3])) == ["accepted", "rejected",
+                                                                                            "pending"] and r,
+                          timeout=30, what="metadata.csv to hold the keyboard decisions")
+        assert review == ["accepted", "rejected", "pending"]
+        page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
+        # Download an edited image from an editor: draw, wait for the result, click its download.
+        goto_nav(page, "Label swap", "Label swap")
+        canvas = page.locator("canvas").last
+        canvas.wait_for(timeout=90_000)
+        time.sleep(2)
+        drag(page, canvas, [(0.3, 0.3), (0.7, 0.3), (0.7, 0.7), (0.3, 0.7)])
+        button = page.get_by_role("button", name="Download result")
+        button.wait_for(timeout=90_000)
+        with page.expect_download(timeout=60_000) as info:
+            button.click()
+        saved = tmp_path / "result.png"
+        info.value.save_as(str(saved))
+        from PIL import Image
+        with Image.open(saved) as im:
+            assert im.format == "PNG" and im.size[0] == im.size[1] > 1
+
+
 def make_docs_screenshots(out: Path = ROOT / "docs") -> None:
     """docs/app_*.png: each page with a drawn region and its result (run by hand, not a test)."""
     out.mkdir(exist_ok=True)
@@ -184,9 +251,12 @@ def make_docs_screenshots(out: Path = ROOT / "docs") -> None:
                               {n: ("accepted" if i % 3 else "rejected") for i, n in enumerate(names[:12])})
 
         goto_nav(page, "Review", "Review")
-        page.get_by_text("Class counts").wait_for(timeout=60_000)
+        wait_for(lambda: image_src(page, "#0 "), what="the gallery")
         time.sleep(2)
         page.screenshot(path=str(out / "app_review.png"), full_page=True)
+        page.get_by_text("Table", exact=True).click()
+        time.sleep(3)
+        page.screenshot(path=str(out / "app_review_table.png"), full_page=True)
     shutil.rmtree(tmp, ignore_errors=True)
 
 

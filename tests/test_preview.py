@@ -92,6 +92,6 @@ def test_label_swap_page_preview_equals_batch_variant_0(tmp_path, monkeypatch):
     at.text_input(key="swap_recipe_name").input("page-swap")
     at.button(key="FormSubmitter:swap_save-Save recipe").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    path = rd / "page-swap.yaml"
+    path = tmp_path / "ws" / "recipes" / "page-swap.yaml"
     assert load_recipe(path).variant(0).seed == 31
     assert np.array_equal(shown[-1], _batch_variant0(tmp_path, path))

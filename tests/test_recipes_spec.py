@@ -214,7 +214,10 @@ def test_absent_biggan_weights_still_get_model_rules(tmp_path, monkeypatch):
 
 def test_recipes_keep_their_hashes_and_variants(tiny):
     """Datasets made before the recipes package resume: same recipe sha256, same variants."""
+    changed = {"faces64-parts"}   # rewritten on purpose (issue 17: part regions, matched references)
     for name, rec in BEFORE["recipes"].items():
+        if name in changed:
+            continue
         if name == "BASE":
             r = parse_recipe(BASE)
         else:

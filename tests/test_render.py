@@ -72,9 +72,10 @@ def test_faces64_recipe_renders_local_part_blends():
     out = render_variants(gen, r, r.variants([0, 1]))
     for o in out:
         assert o.image.shape == (64, 64, 3) and o.label == "faces" and o.label_map is None
-        assert [e["blend"]["region"]["mask"] for e in o.params["edits"]] == \
-            ["masks/faces64-hair.png", "masks/faces64-eyes.png", "masks/faces64-mouth.png"]
-        assert len({e["blend"]["reference"]["seed"] for e in o.params["edits"]}) == 3
+        hair, eyes_mouth = (e["blend"] for e in o.params["edits"])
+        assert hair["region"]["mask"] == "masks/faces64-hair.png"
+        assert eyes_mouth["region"] == {"part": ["eyes_mouth"], "grow": 2, "feather": 0.02}
+        assert eyes_mouth["reference"]["match"]["candidates"] == 32 and "score" in eyes_mouth["reference"]["match"]
         assert o.locality < 0.5, o.locality
 
 

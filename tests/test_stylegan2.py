@@ -3,6 +3,7 @@ layout, blending, (regional) style mixing, noise and truncation — tiny random-
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import toolkit
-from toolkit import Blend, StyleMix, render, sample_latents
+from toolkit import Blend, LabelSwap, StyleMix, render, sample_latents
 from toolkit.checkpoints import CheckpointError, save_generator
 from toolkit.generators.stylegan2 import (EqualLinear, ModulatedConv2d, StyleGAN2Config, StyleGAN2Generator,
                                           randomize, tiny_config)
@@ -354,3 +355,56 @@ def test_dcgan_pt_files_still_load_by_content(tmp_path):
     path = tmp_path / "netG.pt"
     torch.save({"netG_state_dict": d.state_dict()}, path)
     assert toolkit.load_generator(str(path), device="cpu").architecture == "dcgan"
+
+
+# -- class-conditional StyleGAN2 (NVIDIA's c_dim) and conv_clamp, built in code ------------------------
+@pytest.fixture(scope="module")
+def cgen():
+    cfg = StyleGAN2Config(size=16, style_dim=8, n_mlp=2, channels=[8, 8, 4], z_dim=6, c_dim=4, embed_dim=5,
+                          mapping_dim=7, conv_clamp=0.5, class_names=["a", "b", "c", "d"])
+    return randomize(StyleGAN2Generator(cfg), seed=3).eval()
+
+
+def test_conditional_mapping_is_normalised_z_and_embedding(cgen):
+    z = torch.randn(3, 6, generator=torch.Generator().manual_seed(1))
+    c = F.one_hot(torch.tensor([0, 3, 1]), 4).float()
+    norm = lambda x: x / torch.sqrt(x.pow(2).mean(1, keepdim=True) + 1e-8)   # noqa: E731
+    e = cgen.class_embed
+    y = c @ (e.weight / math.sqrt(4)).t() + e.bias
+    x = torch.cat([norm(z), norm(y)], 1)
+    for i in (1, 2):
+        lin = cgen.style[i]
+        lr = cgen.config.lr_mlp
+        x = F.leaky_relu(x @ (lin.weight * lr / math.sqrt(x.shape[1])).t() + lin.bias * lr, 0.2) * SQRT2
+    assert x.shape == (3, 8) and torch.allclose(cgen.mapping(z, c), x, atol=1e-6)
+    with pytest.raises(ValueError, match="class-conditional: mapping needs class vectors"):
+        cgen.mapping(z)
+
+
+def test_conditional_uniform_swap_equals_target_and_classes_differ(cgen):
+    z = sample_latents(cgen, [1, 2])
+    plain_c = render(cgen, z, ["c", "c"])
+    assert (plain_c - render(cgen, z, ["a", "a"])).abs().max() > 1e-3
+    swapped = render(cgen, z, ["a", "b"], swap=LabelSwap(["c"], torch.ones(1, 16, 16)))
+    assert torch.allclose(swapped, plain_c, atol=1e-5)
+    half = torch.zeros(1, 16, 16)
+    half[..., 8:] = 1
+    part = render(cgen, z, ["a", "a"], swap=LabelSwap(["c"], half), truncation=0.8)
+    assert part.shape == (2, 3, 16, 16)
+
+
+def test_conv_clamp_bounds_every_layer(cgen):
+    """With conv_clamp 0.5 each ToRGB output lies in ±0.5, so the image is within ±0.5 × (number of ToRGBs)."""
+    img = render(cgen, sample_latents(cgen, range(6)), [0, 1, 2, 3, 0, 1])
+    assert img.abs().max() <= 0.5 * 3 + 1e-6
+    loose = StyleGAN2Generator(dataclasses.replace(cgen.config, conv_clamp=None))
+    loose.load_state_dict(cgen.state_dict())
+    assert (render(loose.eval(), sample_latents(cgen, range(6)), [0, 1, 2, 3, 0, 1]) - img).abs().max() > 1e-3
+
+
+def test_conditional_round_trip_through_safetensors(tmp_path, cgen):
+    save_generator(cgen, tmp_path / "c.safetensors")
+    again = toolkit.load_generator(str(tmp_path / "c.safetensors"), device="cpu")
+    assert again.n_classes == 4 and again.class_names == ["a", "b", "c", "d"] and again.z_dim == 6
+    z = sample_latents(cgen, [5])
+    assert torch.equal(render(again, z, ["d"], truncation=0.7), render(cgen, z, ["d"], truncation=0.7))

@@ -12,7 +12,10 @@ from PIL import Image
 
 from toolkit import LabelSwap, load_generator, render, sample_latents
 from toolkit.train import materials
+from toolkit.cli import main as cli_main
+from toolkit.train.augment import cutout, parse_policy, translate
 from toolkit.train.data import MaterialCrops
+from toolkit.train.folders import DataError, ImageFolderData, open_training_data
 from toolkit.train.discriminator import ProjectionDiscriminator
 from toolkit.train.loop import SMOKE, TrainConfig, Trainer, export
 from toolkit.train.loop import main as train_main
@@ -187,15 +190,153 @@ def test_crops_shapes_balance_and_upright_sky(built):
     assert (grass[:, :, :8].mean((1, 2, 3)) < grass[:, :, -8:].mean((1, 2, 3))).any()
 
 
-def test_image_folder_without_manifest(tmp_path):
-    rng = np.random.default_rng(1)
-    for cls in ("b", "a"):
-        (tmp_path / cls).mkdir()
-        (tmp_path / cls / "x.png").write_bytes(_png(rng, 40, 48))
-    data = MaterialCrops(tmp_path, size=32)
-    assert data.class_names == ["a", "b"] and data.windows[0] == [(32, 40)]
-    with pytest.raises(ValueError, match="smaller than the crop size"):
-        MaterialCrops(tmp_path, size=64)
+def test_materials_crops_need_a_manifest(tmp_path):
+    (tmp_path / "a").mkdir()
+    with pytest.raises(FileNotFoundError, match="no manifest"):
+        MaterialCrops(tmp_path, size=32)
+
+
+# -- your own image folder (issue 15 part 4) ----------------------------------------------------------
+def _folder(root, classes=("cat", "dog", "owl"), sizes=((40, 56), (20, 24), (33, 33))):
+    """One sub-folder per class, images of several sizes (one nested deeper, one smaller than 32 px)."""
+    rng = np.random.default_rng(3)
+    for c in classes:
+        for j, (w, h) in enumerate(sizes):
+            d = root / c / ("deeper" if j == 2 else "")
+            d.mkdir(parents=True, exist_ok=True)
+            (d / f"{j}.png").write_bytes(_png(rng, w, h))
+    return root
+
+
+def test_image_folder_any_sizes(tmp_path):
+    data = open_training_data(_folder(tmp_path / "d", classes=("owl", "cat", "dog")), size=32)
+    assert isinstance(data, ImageFolderData)
+    assert data.class_names == ["cat", "dog", "owl"] and data.counts == [3, 3, 3]     # nested image found
+    # every image resized so that its shorter side is 32 (the 20×24 one upscaled), aspect kept
+    assert sorted(tuple(im.shape[1:]) for im in data.images[0]) == [(32, 32), (38, 32), (45, 32)]
+    x, y = data.sample(12, torch.Generator().manual_seed(0))
+    assert x.shape == (12, 3, 32, 32) and y.shape == (12,) and x.min() >= -1 and x.max() <= 1
+
+
+def test_image_folder_crops_cover_the_long_side_and_mirror(tmp_path):
+    a = np.zeros((32, 64, 3), np.uint8)
+    a[:, 32:] = 255                                  # left half black, right half white
+    (tmp_path / "only").mkdir()
+    Image.fromarray(a).save(tmp_path / "only" / "x.png")
+    data = ImageFolderData(tmp_path, size=32)
+    x, _ = data.sample(64, torch.Generator().manual_seed(1))
+    means = x.mean((1, 2, 3))
+    assert means.min() < -0.9 and means.max() > 0.9, "crops must move along the long side"
+    left, right = x[:, :, :, :4].mean((1, 2, 3)), x[:, :, :, -4:].mean((1, 2, 3))
+    assert ((left > 0.9) & (right < -0.9)).any(), "some crops must be mirrored"
+    assert (x[:, :, :4].mean((1, 2, 3)) - x[:, :, -4:].mean((1, 2, 3))).abs().max() < 1e-6, "no vertical flips"
+
+
+def test_hugging_face_metadata_csv(tmp_path):
+    rng = np.random.default_rng(4)
+    (tmp_path / "imgs").mkdir()
+    rows = ["file_name,label"]
+    for i, label in enumerate(["10", "2", "2", "10", "3"]):
+        (tmp_path / "imgs" / f"{i}.jpg").write_bytes(_png(rng, 40, 40))
+        rows.append(f"imgs/{i}.jpg,{label}")
+    (tmp_path / "metadata.csv").write_text("\n".join(rows) + "\n")
+    data = open_training_data(tmp_path, size=32)
+    assert data.class_names == ["2", "3", "10"] and data.counts == [2, 1, 2]      # numeric labels sort as numbers
+    (tmp_path / "metadata.csv").write_text("file_name,label\n../secret.png,a\n")
+    with pytest.raises(DataError, match="outside"):
+        open_training_data(tmp_path, size=32)
+    (tmp_path / "metadata.csv").write_text("file_name,label\nimgs/missing.jpg,a\n")
+    with pytest.raises(DataError, match="line 2: no file 'imgs/missing.jpg'"):
+        open_training_data(tmp_path, size=32)
+    (tmp_path / "metadata.csv").write_text("file,label\nimgs/0.jpg,a\n")
+    with pytest.raises(DataError, match=r"missing column\(s\) \['file_name'\]"):
+        open_training_data(tmp_path, size=32)
+
+
+def test_bad_folders_say_what_and_where(tmp_path):
+    with pytest.raises(DataError, match="no such folder"):
+        open_training_data(tmp_path / "nope", size=32)
+    (tmp_path / "loose.png").write_bytes(_png(np.random.default_rng(0), 40, 40))
+    with pytest.raises(DataError, match="no class sub-folders.*move them into FOLDER/<class>"):
+        open_training_data(tmp_path, size=32)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="class folder 'empty' holds no images"):
+        open_training_data(tmp_path, size=32)
+    (tmp_path / "empty" / "broken.jpg").write_bytes(b"not an image at all")
+    with pytest.raises(DataError, match="broken.jpg: cannot read this image"):
+        open_training_data(tmp_path, size=32)
+
+
+def test_cli_train_on_a_folder_resumes_exactly(tmp_path):
+    """`python -m toolkit train` on a 3-class folder: 3 steps in one go == 2 steps, stop, resume 1."""
+    data = _folder(tmp_path / "data")
+    one, two = tmp_path / "one", tmp_path / "two"
+    common = ["train", "--data", str(data), "--smoke", "--resolution", "32", "--device", "cpu"]
+    assert cli_main(common + ["--out", str(one), "--steps", "3"]) == 0
+    assert cli_main(common + ["--out", str(two), "--steps", "2"]) == 0
+    assert cli_main(common + ["--out", str(two), "--steps", "3"]) == 0
+    a = torch.load(one / "checkpoint.pt", weights_only=True)
+    b = torch.load(two / "checkpoint.pt", weights_only=True)
+    assert a["step"] == b["step"] == 3
+    for name in ("g", "ema", "d"):
+        for k in a[name]:
+            assert torch.equal(a[name][k], b[name][k]), f"{name}.{k} differs after resume"
+    gen = load_generator(str(two / "ema.safetensors"), device="cpu")
+    assert gen.class_names == ["cat", "dog", "owl"] and gen.resolution == 32
+    assert (two / "samples" / "step000002.png").exists() and (two / "samples" / "step000003.png").exists()
+    z = sample_latents(gen, [0, 1])
+    assert torch.isfinite(render(gen, z, ["owl", "cat"])).all()
+
+
+def test_portable_checkpoint_continues_a_run_elsewhere(tmp_path):
+    """RUN/portable.safetensors (fp16 G/EMA/D, step, RNG; no pickle) continues a run in a new folder."""
+    data = _folder(tmp_path / "data")
+    run = tmp_path / "run"
+    assert cli_main(["train", "--data", str(data), "--out", str(run), "--smoke", "--steps", "2"]) == 0
+    full = torch.load(run / "checkpoint.pt", weights_only=True)
+    t = Trainer(TrainConfig(**SMOKE), ImageFolderData(data, 32), torch.device("cpu"))
+    t.load_portable(run / "portable.safetensors")
+    assert t.step_count == 2 and torch.equal(t.rng.get_state(), full["rng"])
+    for name in ("g", "ema", "d"):
+        for k, v in getattr(t, name).state_dict().items():
+            ref = full[name][k]
+            assert torch.equal(v, ref.half().float() if ref.is_floating_point() else ref), f"{name}.{k}"
+    other = tmp_path / "elsewhere"
+    assert cli_main(["train", "--data", str(data), "--out", str(other), "--smoke", "--steps", "3",
+                     "--resume-from", str(run / "portable.safetensors")]) == 0
+    with open(other / "log.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [3]
+    with pytest.raises(ValueError, match="other settings"):
+        Trainer(TrainConfig(**{**SMOKE, "ch": 8}), ImageFolderData(data, 32),
+                torch.device("cpu")).load_portable(run / "portable.safetensors")
+
+
+def test_resume_drops_log_rows_after_the_checkpoint(tmp_path):
+    """A run killed between checkpoints logged steps it will redo: the resumed log has each step once."""
+    data = _folder(tmp_path / "data")
+    run = tmp_path / "run"
+    args = ["train", "--data", str(data), "--out", str(run), "--smoke", "--ckpt-every", "2"]
+    assert cli_main(args + ["--steps", "2"]) == 0
+    with open(run / "log.csv", "a") as f:
+        f.write("3,0.5,0.5,0.5,1.0\n")             # a step logged, then the process died before checkpointing
+    assert cli_main(args + ["--steps", "4"]) == 0
+    with open(run / "log.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
+
+
+def test_one_class_folder_gives_a_one_class_model(tmp_path):
+    data = _folder(tmp_path / "data", classes=("texture",))
+    assert cli_main(["train", "--data", str(data), "--out", str(tmp_path / "r"), "--smoke", "--steps", "1"]) == 0
+    gen = load_generator(str(tmp_path / "r" / "ema.safetensors"), device="cpu")
+    assert gen.n_classes == 1 and gen.class_names == ["texture"]
+
+
+def test_cli_train_reports_a_bad_folder(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    assert cli_main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--smoke"]) == 1
+    assert "class folder 'a' holds no images" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--resolution", "48"])
 
 
 # -- training ---------------------------------------------------------------------------------------
@@ -274,6 +415,54 @@ def test_cli_smoke_run_resumes(built, tmp_path):
     with open(run / "log.csv") as f:
         assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3]
     assert (run / "samples" / "step000002.png").exists() and (tmp_path / "e.safetensors").exists()
+
+
+def test_warm_start_then_d_only_warmup(built, tmp_path):
+    out, _ = built
+    src = _trainer(out)
+    src.step()
+    export(src, tmp_path / "v1.safetensors", n_batches=2)
+    t = _trainer(out, init_from=str(tmp_path / "v1.safetensors"), d_warmup=1)
+    t.warm_start(tmp_path / "v1.safetensors")
+    v1 = load_generator(str(tmp_path / "v1.safetensors"), device="cpu").state_dict()
+    for k, v in t.g.state_dict().items():
+        assert torch.equal(v, v1[k]) and torch.equal(t.ema.state_dict()[k], v1[k]), k
+    params = lambda m: dict(m.named_parameters())          # BN running stats move in any G forward
+    d0 = {k: v.clone() for k, v in t.d.state_dict().items()}
+    row = t.step()                              # warm-up: D trains, G and EMA stay
+    assert np.isnan(row["loss_g"]) and t.step_count == 1
+    assert all(torch.equal(v, v1[k]) for k, v in params(t.g).items())
+    assert all(torch.equal(v, v1[k]) for k, v in params(t.ema).items())
+    assert any(not torch.equal(d0[k], v) for k, v in t.d.state_dict().items())
+    t.step()
+    assert any(not torch.equal(v, v1[k]) for k, v in params(t.g).items())
+    other = _trainer(out, ch=8)
+    with pytest.raises(ValueError, match="cannot warm-start"):
+        other.warm_start(tmp_path / "v1.safetensors")
+
+
+def test_diffaugment_translation_and_cutout():
+    x = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).view(2, 3, 16, 16) + 1
+    g = torch.Generator().manual_seed(0)
+    state = g.get_state()
+    t = translate(x, g)
+    g.set_state(state)
+    assert torch.equal(t, translate(x, g)), "same RNG state, same augmentation (resumable)"
+    for b in range(2):                          # a pure shift: a block of the image, zeros around it
+        nz = t[b, 0] != 0
+        rows, cols = nz.any(1).nonzero()[:, 0], nz.any(0).nonzero()[:, 0]
+        h, w = len(rows), len(cols)
+        assert nz.sum() == h * w and h >= 14 and w >= 14              # shifts ≤ 1/8 of 16 px
+        block = t[b][:, rows][:, :, cols]
+        assert any(torch.equal(block, x[b, :, i:i + h, j:j + w]) for i in range(17 - h) for j in range(17 - w))
+    c = cutout(torch.ones(64, 1, 16, 16), torch.Generator().manual_seed(1))
+    zeros = (c == 0).sum((1, 2, 3))
+    assert zeros.max() == 64 and (zeros <= 64).all() and (zeros > 0).all()    # an 8×8 square, maybe clipped
+    xg = x.clone().requires_grad_(True)
+    translate(xg, g).sum().backward()
+    assert xg.grad is not None and xg.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="unknown policy"):
+        parse_policy("translation,color")
 
 
 # -- the shipped model ------------------------------------------------------------------------------

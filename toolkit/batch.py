@@ -12,6 +12,14 @@ indices i with i % N == K. Under torchrun (RANK/WORLD_SIZE set) each process tak
 and, on CUDA, its own GPU (cuda:LOCAL_RANK). The last shard to finish merges the parts into
 one manifest; no process group is needed. This module does no printing (progress goes to
 the `progress` callback; the CLI draws the bar).
+
+A recipe with `filter: {min_label_agreement: X}` keeps rendering indices 0, 1, 2, … (in the same
+fixed batches) until `count` variants reach X; the ones below are written too, as
+`review: rejected-auto` with their figure. Which indices count is decided in index order from
+each variant's own figure (computed per image, rounded as the manifest records it), so resumed
+runs and other batch sizes write the same rows. At most FILTER_CAP × count indices are rendered;
+when fewer pass, the run ends with a DatasetError saying so (the rows stay). Such a run is not
+sharded: where it stops depends on every earlier index.
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ from typing import Callable
 from . import __version__, photo_variants, pipeline
 from .dataset import DatasetError, DatasetWriter, RunInfo
 from .devices import resolve_device
+from .judges import judge_for
 from .loading import load_generator
 from .recipes import MAX_COUNT, count_cap_message, load_recipe
 
@@ -36,6 +45,7 @@ log = logging.getLogger(__name__)
 
 # Batches rendered but not yet committed: 2 lets batch k+1 render while batch k is encoded.
 _MAX_PENDING_BATCHES = 2
+FILTER_CAP = 10          # a filtered run renders at most FILTER_CAP × count variant indices
 
 
 @dataclass
@@ -55,13 +65,17 @@ class BatchSummary:
     shard: tuple[int, int] | None = None
     device: str = "cpu"
     batch_size: int = 0
+    passed: int | None = None            # filtered runs: variants in the manifest that reach the threshold
+    rejected_auto: int = 0               # filtered runs: variants written below it (this process)
 
     def line(self) -> str:
         """The one-line summary the CLI prints."""
         where = f" shard {self.shard[0]}/{self.shard[1]}" if self.shard else ""
         state = "stopped early; rerun to resume" if self.stopped else (
             "complete" if self.complete else "this shard done; merge pending other shards")
-        return (f"wrote {self.written}, skipped {self.skipped}, failed {self.failed} in {self.seconds:.1f} s "
+        kept = f" ({self.passed} passed the filter; {self.rejected_auto} written as rejected-auto)" \
+            if self.passed is not None else ""
+        return (f"wrote {self.written}{kept}, skipped {self.skipped}, failed {self.failed} in {self.seconds:.1f} s "
                 f"({self.images_per_s:.1f} images/s, batch {self.batch_size}, {self.device}{where}; rendering "
                 f"{self.render_seconds:.1f} s, waiting for writes {self.wait_seconds:.1f} s) → {self.out_dir} [{state}]")
 
@@ -141,6 +155,10 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
     shard = check_shard(shard) if shard is not None else shard_from_env()
     if shard == (0, 1):
         shard = None
+    threshold = recipe.min_label_agreement
+    if threshold is not None and shard is not None:
+        raise DatasetError(f"recipe {recipe.name!r} has filter.min_label_agreement: such a run cannot be sharded "
+                           "(where it stops depends on every earlier variant); run it in one process")
     device = device_for(device)
     resolve_device(device)      # a bad --device fails here, before the output directory is touched
     if command is None:
@@ -152,22 +170,32 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
     with DatasetWriter(out_dir, shard) as ds:
         gen = load_generator(recipe.model, device=device)   # zoo name or resolved path (recipes)
         recipe = recipe.for_generator(gen)                   # the model rules, now that the model is known
+        judge = judge_for(gen)
+        if threshold is not None and judge is None:
+            raise DatasetError(f"recipe {recipe.name!r}: filter.min_label_agreement needs a judge, and model "
+                               f"{recipe.model!r} has none (see docs/LABELS.md); remove `filter`")
         info = RunInfo.from_provenance(
             gen.provenance, recipe_name=recipe.name, recipe_sha256=recipe.sha256, recipe_text=recipe.text,
             recipe_path=str(recipe.path) if recipe.path else "", model_architecture=gen.architecture,
             class_names=list(gen.class_names) if gen.n_classes else [], count=count,
-            save_source=_save_source(recipe), toolkit_version=__version__, commands=[command])
+            save_source=_save_source(recipe), toolkit_version=__version__, commands=[command],
+            judge=judge.name if judge else "", judge_sha256=judge.sha256 if judge else "")
         ds.begin(info)
         render_fn = pipeline.render_variants
         if photo_variants.photo_spec(recipe):    # source.images: project the photos first (cached in the dataset)
             render_fn = photo_variants.batch_renderer(gen, recipe, ds.dir / "projections")
-        mine = range(count) if shard is None else range(shard[0], count, shard[1])   # never a list of count
+        if threshold is not None:
+            mine = range(FILTER_CAP * count)
+        else:
+            mine = range(count) if shard is None else range(shard[0], count, shard[1])   # never a list of count
         skipped = sum(1 for i in ds.done if i in mine)
         log.info("%s: %d variants for this run, %d already done, %d to render on %s (batch %d, %d writers)",
                  ds.dir, len(mine), skipped, len(mine) - skipped, gen.device, batch_size, workers)
-        state = _RunState(total=len(mine), done=skipped, progress=progress)
+        state = _RunState(total=len(mine), done=skipped, progress=progress, threshold=threshold)
+        if threshold is not None:
+            state.total = count        # passes are counted in index order as the loop walks the indices
         if progress:
-            progress(skipped, len(mine))
+            progress(state.shown, state.total)
         stopped = False
         pending: collections.deque[tuple[list[int], list[Future]]] = collections.deque()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nct-writer") as pool:
@@ -177,7 +205,11 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
                     # the same composition as an uninterrupted one (pixels can depend on it), and
                     # writes only the variants still missing.
                     chunk = mine[start:start + batch_size]
+                    if threshold is not None and state.passed >= count:
+                        break
                     if all(i in ds.done for i in chunk):
+                        if threshold is not None:
+                            state.passed += sum(_passes(ds.agreement.get(i), threshold) for i in chunk)
                         continue
                     if stop is not None and stop.is_set():
                         stopped = True
@@ -186,8 +218,10 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
                     rendered = [rv for rv in _render(render_fn, gen, recipe, chunk, state, ds.done)
                                 if rv.index not in ds.done]
                     state.render_seconds += time.perf_counter() - t
-                    pending.append(([rv.index for rv in rendered], [pool.submit(ds.write_variant, rv)
-                                                                     for rv in rendered]))
+                    reviews = _filter(chunk, rendered, ds, threshold, count, state) if threshold is not None else {}
+                    rendered = [rv for rv in rendered if threshold is None or rv.index in reviews]
+                    pending.append(([rv.index for rv in rendered], [
+                        pool.submit(ds.write_variant, rv, reviews.get(rv.index, "pending")) for rv in rendered]))
                     while pending and (len(pending) > _MAX_PENDING_BATCHES or all(f.done() for f in pending[0][1])):
                         _commit(ds, pending.popleft(), state)
                 while pending:
@@ -196,14 +230,57 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
                 # Keep what is finished: commit completed variants, drop the rest (rerun resumes).
                 _drain_after_error(ds, pending)
                 raise
-        complete = ds.finish(complete=not stopped and sum(1 for i in ds.done if i in mine) == len(mine))
+        if threshold is not None:
+            complete = ds.finish(complete=not stopped and state.passed >= count)
+        else:
+            complete = ds.finish(complete=not stopped and sum(1 for i in ds.done if i in mine) == len(mine))
     seconds = time.perf_counter() - t0
     summary = BatchSummary(written=state.written, skipped=skipped, failed=len(state.failures), seconds=seconds,
                            images_per_s=state.written / seconds if seconds > 0 else 0.0, out_dir=Path(out_dir),
                            total=len(mine), complete=complete, stopped=stopped, failures=state.failures,
                            shard=shard, device=str(gen.device), batch_size=batch_size,
-                           render_seconds=state.render_seconds, wait_seconds=state.wait_seconds)
+                           render_seconds=state.render_seconds, wait_seconds=state.wait_seconds,
+                           passed=state.passed if threshold is not None else None,
+                           rejected_auto=state.rejected_auto)
+    if threshold is not None and not stopped and state.passed < count:
+        raise DatasetError(
+            f"{out_dir}: only {state.passed} of {count} variants reach filter.min_label_agreement {threshold} after "
+            f"rendering the cap of {len(mine)} variant indices ({FILTER_CAP} × count); their {len(ds.done)} rows are in "
+            f"the manifest ({state.passed} pending, the others rejected-auto with their label_agreement). Lower "
+            "min_label_agreement (see the figures in metadata.csv), or ask for a smaller count.")
     return summary
+
+
+def _passes(figure: float | None, threshold: float) -> bool:
+    return figure is not None and figure >= threshold
+
+
+def _filter(chunk, rendered: list, ds: DatasetWriter, threshold: float, count: int,
+            state: "_RunState") -> dict[int, str]:
+    """Walk the chunk's indices in order, counting passes (committed variants by their recorded
+    figure): the review status of each rendered variant to write is "pending" if it reaches the
+    threshold, "rejected-auto" if not; variants after the count-th pass are left out (not written;
+    the run ends there)."""
+    out: dict[int, str] = {}
+    by_index = {rv.index: rv for rv in rendered}
+    for i in chunk:
+        if state.passed >= count:
+            break
+        if i in ds.done:
+            state.passed += _passes(ds.agreement.get(i), threshold)
+            continue
+        rv = by_index.get(i)
+        if rv is None:          # failed (reported); it does not count
+            continue
+        if rv.label_agreement is None:
+            raise DatasetError(f"variant {rv.index}: no label_agreement was measured (the model's judge did not run)")
+        if _passes(rv.label_agreement, threshold):
+            state.passed += 1
+            out[rv.index] = "pending"
+        else:
+            state.rejected_auto += 1
+            out[rv.index] = "rejected-auto"
+    return out
 
 
 @dataclass
@@ -215,11 +292,18 @@ class _RunState:
     failures: list[tuple[int, str]] = field(default_factory=list)
     render_seconds: float = 0.0
     wait_seconds: float = 0.0
+    threshold: float | None = None       # filtered runs report progress as variants that passed
+    passed: int = 0
+    rejected_auto: int = 0
+
+    @property
+    def shown(self) -> int:
+        return self.done if self.threshold is None else min(self.passed, self.total)
 
     def advance(self, n: int) -> None:
         self.done += n
         if self.progress and n:
-            self.progress(self.done, self.total)
+            self.progress(self.shown, self.total)
 
 
 def _render(render_variants, gen, recipe, chunk, state: _RunState, done: set[int]) -> list:

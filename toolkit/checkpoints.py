@@ -1,8 +1,10 @@
-"""Every weight load lives here: format detection, safe deserialisation, strict key/shape checks.
+"""Every weight load goes through here: format detection and the loaders of the small formats.
 
 Safety: safetensors and NumPy `.npz` (with `allow_pickle=False`) carry no code; PyTorch files
 are read with `torch.load(weights_only=True, map_location="cpu")`, which refuses to unpickle
-arbitrary objects. Nothing here downloads anything.
+arbitrary objects; NVIDIA `.pkl` snapshots go through a restricted unpickler that never imports
+or runs their embedded code (`formats/nvidia_pickle.py`). Sizes, zip members and config values
+are bounded before anything is built (`formats/core.py`). Nothing here downloads anything.
 
 Formats:
 - ours: a `.safetensors` file whose metadata holds `{"format": "neural-collage-toolkit",
@@ -11,34 +13,31 @@ Formats:
 - PyTorch DCGAN state dicts (`netG_state_dict` inside a `torch.save` file).
 - rosinality/stylegan2-pytorch checkpoints (a `torch.save` dict with `g_ema`, optional
   `latent_avg`), recognised by content, not by suffix.
+- NVIDIA stylegan2-ada-pytorch / stylegan3 network pickles (`formats/nvidia.py`).
+- BigGAN-deep directories in the pytorch-pretrained-biggan layout (`formats/biggan.py`).
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import os
 import re
-import tempfile
+import zipfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
+from .formats.biggan import (BIGGAN_CONFIG, BIGGAN_HOWTO, BIGGAN_WEIGHTS, biggan_config_from_json,  # noqa: F401
+                             biggan_expected_reference_state, biggan_reference_keys, biggan_reference_to_ours,
+                             fold_spectral_norm, is_biggan_dir, load_biggan_dir)
+from .formats.core import (CheckpointError, build_on_meta, check_config_limits, check_file_size,  # noqa: F401
+                           check_npy_member, check_state, check_zip_bounds, load_state_strict, max_weights_bytes,
+                           nonfinite_tensors, sha256_file, state_sha256, torch_load)
+from .formats.nvidia import is_nvidia_pickle, load_nvidia_pickle
+from .io import atomic_path
+
 FORMAT_TAG = "neural-collage-toolkit"
-
-
-class CheckpointError(ValueError):
-    """A weights file that cannot be loaded; the message says what, where and how to fix it."""
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def weights_file(path: str | os.PathLike) -> Path:
@@ -46,61 +45,6 @@ def weights_file(path: str | os.PathLike) -> Path:
     or for a BigGAN-deep directory its pytorch_model.bin."""
     p = Path(path).expanduser()
     return p / BIGGAN_WEIGHTS if p.is_dir() else p
-
-
-def nonfinite_tensors(state: dict[str, torch.Tensor]) -> list[str]:
-    """Names of floating-point tensors holding NaN or inf (a broken or diverged checkpoint)."""
-    return [k for k, t in state.items()
-            if torch.is_tensor(t) and t.is_floating_point() and t.device.type != "meta" and not torch.isfinite(t).all()]
-
-
-def state_sha256(state: dict[str, torch.Tensor]) -> str:
-    """Content hash of a state dict (names, dtypes, shapes, bytes), for models built in code."""
-    h = hashlib.sha256()
-    for k in sorted(state):
-        t = state[k].detach().cpu().contiguous()
-        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-def torch_load(path: str | os.PathLike, allow: tuple[type, ...] = ()):
-    """`torch.load` that never executes pickled code. `allow`: extra plain-data classes the file may
-    hold besides tensors and containers (e.g. `argparse.Namespace` in training checkpoints); they
-    are rebuilt by setting attributes, never by running code from the file."""
-    try:
-        with torch.serialization.safe_globals(list(allow)):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - re-raised with the file named
-        raise CheckpointError(f"{path}: not a loadable PyTorch weights file ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0][:300]}). Only tensors are read (weights_only=True); "
-                              "a pickle that carries code is never run: export plain tensors (a state dict) "
-                              "with the code that made it, or save as .safetensors") from e
-
-
-def check_state(expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor], source: str) -> None:
-    """Strict comparison of keys and shapes with a readable report."""
-    missing = sorted(set(expected) - set(got))
-    unexpected = sorted(set(got) - set(expected))
-    misshaped = [(k, tuple(got[k].shape), tuple(expected[k].shape))
-                 for k in sorted(set(expected) & set(got)) if tuple(got[k].shape) != tuple(expected[k].shape)]
-    if not (missing or unexpected or misshaped):
-        return
-    lines = [f"{source}: the weights do not match the model"]
-    def listing(title, items):
-        if items:
-            lines.append(f"  {title} ({len(items)}): " + ", ".join(items[:12]) + (" …" if len(items) > 12 else ""))
-    listing("missing keys", missing)
-    listing("unexpected keys", unexpected)
-    listing("misshaped", [f"{k} has {g}, expected {e}" for k, g, e in misshaped])
-    lines.append("  Is this the right file for this architecture, and is it complete?")
-    raise CheckpointError("\n".join(lines))
-
-
-def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    expected = module.state_dict()
-    check_state(expected, state, source)
-    module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
 
 
 # -- our format --------------------------------------------------------------------------------
@@ -112,24 +56,22 @@ def save_generator(gen, path: str | os.PathLike, dtype: torch.dtype | None = Non
              for k, v in gen.state_dict().items()}
     meta = {"format": FORMAT_TAG, "architecture": gen.architecture, "config": json.dumps(gen.config_dict())}
     meta.update({k: str(v) for k, v in (extra or {}).items()})
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path, make_parents=True) as tmp:
+        save_file(state, str(tmp), metadata=meta)
 
 
 def _load_ours(path: Path):
+    """Header first (metadata, tensor names and shapes, no data), config bounded, the model built on
+    the `meta` device and compared with the header; only then are tensors read and the model built."""
     from safetensors import safe_open
     from .generators import ARCHITECTURES
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        state = {k: f.get_tensor(k) for k in f.keys()}
+    check_file_size(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
+        raise CheckpointError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from e
     if meta.get("format") != FORMAT_TAG:
         raise CheckpointError(f"{path}: a safetensors file without our metadata (format={meta.get('format')!r}); "
                               "save models with toolkit.checkpoints.save_generator")
@@ -138,9 +80,15 @@ def _load_ours(path: Path):
         raise CheckpointError(f"{path}: unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
     cls, cfg_cls = ARCHITECTURES[arch]
     try:
-        cfg = cfg_cls(**json.loads(meta["config"]))
-    except (KeyError, TypeError, json.JSONDecodeError) as e:
+        raw = json.loads(meta["config"])
+        cfg = cfg_cls(**raw)
+    except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: bad config in metadata ({e})") from e
+    probe = build_on_meta(cls, cfg, f"{path} (config in its metadata)")
+    check_state({k: v for k, v in probe.state_dict().items()},
+                {k: torch.empty(s, device="meta") for k, s in shapes.items()}, str(path))
+    with safe_open(str(path), framework="pt") as f:
+        state = {k: f.get_tensor(k) for k in f.keys()}
     gen = cls(cfg)
     load_state_strict(gen, state, str(path))
     return gen
@@ -199,14 +147,21 @@ def sngan_config_from_chainer(arrays: dict[str, np.ndarray], source: str):
 
 def _load_chainer(path: Path):
     from .generators.sngan import SNGANGenerator
+    check_zip_bounds(path)
     try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                check_npy_member(zf, info, str(path))
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
+    except CheckpointError:
+        raise
     except Exception as e:  # noqa: BLE001
         raise CheckpointError(f"{path}: cannot read as a NumPy .npz archive ({type(e).__name__}: {e}); "
                               "is the file complete?") from e
     arrays = _strip_prefix(arrays)
     cfg = sngan_config_from_chainer(arrays, str(path))
+    check_config_limits(cfg, str(path))
     if cfg.n_classes == 143:
         from .data import dogs_and_cats_names
         cfg.class_names = dogs_and_cats_names()
@@ -316,7 +271,9 @@ LOADERS: list[tuple[Callable[[Path], bool], Callable[[Path], object]]] = [
     (lambda p: p.is_file() and p.suffix == ".safetensors", _load_ours),
     (lambda p: p.is_file() and p.suffix == ".npz", _load_chainer),
     (_looks_like_rosinality, load_stylegan2_rosinality),
+    (is_nvidia_pickle, load_nvidia_pickle),
     (lambda p: p.is_file() and p.suffix in (".tar", ".pt", ".pth", ".bin"), load_dcgan_state),
+    (is_biggan_dir, load_biggan_dir),
 ]
 
 
@@ -329,152 +286,6 @@ def load_file(path: str | os.PathLike):
         if matches(p):
             return loader(p)
     raise CheckpointError(f"{p}: unrecognised weights format; supported: our .safetensors, Chainer "
-                          "SNGAN .npz, PyTorch DCGAN .pt/.tar, rosinality StyleGAN2 .pt, BigGAN-deep directories, and the formats listed in the README")
+                          "SNGAN .npz, PyTorch DCGAN .pt/.tar, rosinality StyleGAN2 .pt, NVIDIA StyleGAN2-ADA .pkl, "
+                          "BigGAN-deep directories (see the README's Models section)")
 
-
-# -- BigGAN-deep, pytorch-pretrained-biggan directory (config.json + pytorch_model.bin) -------------
-BIGGAN_CONFIG, BIGGAN_WEIGHTS = "config.json", "pytorch_model.bin"
-BIGGAN_HOWTO = ("A BigGAN-deep directory holds config.json and pytorch_model.bin as published for the "
-                "pytorch-pretrained-biggan package (Hugging Face model repos huggingface/biggan-deep-128, "
-                "-256, -512); see docs/BIGGAN.md")
-_BIGGAN_REQUIRED = ("output_dim", "z_dim", "channel_width", "num_classes", "layers", "attention_layer_position")
-
-
-def biggan_config_from_json(path: Path):
-    """The reference's config.json → our BigGANConfig (field names differ; the meaning does not)."""
-    from .generators.biggan import BigGANConfig
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: not readable JSON ({e}). {BIGGAN_HOWTO}") from e
-    if not isinstance(raw, dict):
-        raise CheckpointError(f"{path}: expected a JSON object, got {type(raw).__name__}. {BIGGAN_HOWTO}")
-    missing = [k for k in _BIGGAN_REQUIRED if k not in raw]
-    if missing:
-        raise CheckpointError(f"{path}: missing field(s) {', '.join(missing)}. {BIGGAN_HOWTO}")
-    # The reference sizes the class embedding by z_dim and ignores class_embed_dim; so do we.
-    if raw.get("class_embed_dim", raw["z_dim"]) != raw["z_dim"]:
-        raise CheckpointError(f"{path}: class_embed_dim {raw['class_embed_dim']} differs from z_dim {raw['z_dim']}; "
-                              "BigGAN-deep embeds classes with z_dim features, so such a file cannot be built")
-    try:
-        cfg = BigGANConfig(resolution=int(raw["output_dim"]), z_dim=int(raw["z_dim"]),
-                           n_classes=int(raw["num_classes"]), channel_width=int(raw["channel_width"]),
-                           layers=[[bool(l[0]), int(l[1]), int(l[2])] for l in raw["layers"]],
-                           attention_position=int(raw["attention_layer_position"]),
-                           eps=float(raw.get("eps", 1e-4)), n_stats=int(raw.get("n_stats", 51)))
-        cfg.validate(str(path))
-    except (TypeError, ValueError, IndexError) as e:
-        raise CheckpointError(f"{path}: bad configuration: {e}") from e
-    return cfg
-
-
-def fold_spectral_norm(orig: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """The weight a `torch.nn.utils.spectral_norm` module uses in eval mode: `W / (uᵀ W v)` with the
-    stored `u`, `v` (no power iteration), computed with the same ops so it matches bit for bit."""
-    sigma = torch.dot(u, torch.mv(orig.reshape(orig.shape[0], -1), v))
-    return orig / sigma
-
-
-def biggan_reference_keys(gen) -> dict[str, tuple[list[str], bool]]:
-    """Our state-dict key → (the reference weights it is made of, spectrally normalised?).
-
-    The reference keeps self-attention in the same list as the blocks (`generator.layers`), so
-    blocks at and after the attention position sit one index later there. Our `gain_bias` is the
-    reference's `scale` stacked over `offset`; `to_rgb` keeps the first 3 of its output channels.
-    A spectrally normalised weight `w` is stored as `w_orig`, `w_u`, `w_v`.
-    """
-    keys: dict[str, tuple[list[str], bool]] = {
-        "embedding.weight": (["embeddings.weight"], False),
-        "stem_linear.weight": (["generator.gen_z.weight"], True),
-        "stem_linear.bias": (["generator.gen_z.bias"], False)}
-    pos = gen.config.attention_position
-    for i in range(len(gen.blocks)):
-        ref = f"generator.layers.{i + 1 if gen.has_attention and i >= pos else i}"
-        for j in range(4):
-            for stat in ("running_means", "running_vars"):
-                keys[f"blocks.{i}.bn{j}.{stat}"] = ([f"{ref}.bn_{j}.{stat}"], False)
-            keys[f"blocks.{i}.bn{j}.gain_bias.weight"] = ([f"{ref}.bn_{j}.scale.weight",
-                                                           f"{ref}.bn_{j}.offset.weight"], True)
-            keys[f"blocks.{i}.conv{j}.weight"] = ([f"{ref}.conv_{j}.weight"], True)
-            keys[f"blocks.{i}.conv{j}.bias"] = ([f"{ref}.conv_{j}.bias"], False)
-    if gen.has_attention:
-        for ours, theirs in (("theta", "theta"), ("phi", "phi"), ("g", "g"), ("o", "o_conv")):
-            keys[f"attention.{ours}.weight"] = ([f"generator.layers.{pos}.snconv1x1_{theirs}.weight"], True)
-        keys["attention.gamma"] = ([f"generator.layers.{pos}.gamma"], False)
-    for k in ("running_means", "running_vars", "weight", "bias"):
-        keys[f"out_bn.{k}"] = ([f"generator.bn.{k}"], False)
-    keys["to_rgb.weight"] = (["generator.conv_to_rgb.weight"], True)
-    keys["to_rgb.bias"] = (["generator.conv_to_rgb.bias"], False)
-    return keys
-
-
-def _reference_shape(gen, key: str, shape: list[int], parts: int) -> list[int]:
-    shape = list(shape)
-    if key.startswith("to_rgb."):
-        shape[0] = gen.config.channel_width * gen.config.layers[-1][2]   # the reference computes them all
-    shape[0] //= parts
-    return shape
-
-
-def biggan_expected_reference_state(gen) -> dict[str, torch.Tensor]:
-    """Every key (with its shape, as an empty tensor) a reference state dict must hold for `gen`."""
-    ours, out = gen.state_dict(), {}
-    for key, (names, sn) in biggan_reference_keys(gen).items():
-        shape = _reference_shape(gen, key, ours[key].shape, len(names))
-        for n in names:
-            if sn:
-                out[n + "_orig"] = torch.empty(shape)
-                out[n + "_u"], out[n + "_v"] = torch.empty(shape[0]), torch.empty(math.prod(shape[1:]))
-            else:
-                out[n] = torch.empty(shape)
-    return out
-
-
-def biggan_reference_to_ours(state: dict[str, torch.Tensor], gen, source: str) -> dict[str, torch.Tensor]:
-    """Strictly check a reference state dict against `gen`'s config, then fold spectral norms."""
-    check_state(biggan_expected_reference_state(gen), state, source)
-
-    def get(name: str, sn: bool) -> torch.Tensor:
-        if not sn:
-            return state[name].float()
-        return fold_spectral_norm(state[name + "_orig"].float(), state[name + "_u"].float(),
-                                  state[name + "_v"].float())
-    out = {}
-    for key, (names, sn) in biggan_reference_keys(gen).items():
-        t = torch.cat([get(n, sn) for n in names])
-        out[key] = t[:3].clone() if key.startswith("to_rgb.") else t
-    return out
-
-
-def load_biggan_dir(path: Path):
-    """A pytorch-pretrained-biggan directory → our BigGANGenerator (CPU, float32)."""
-    from .generators.biggan import BigGANGenerator
-    cfg_path, weights_path = path / BIGGAN_CONFIG, path / BIGGAN_WEIGHTS
-    for p in (cfg_path, weights_path):
-        if not p.is_file():
-            raise CheckpointError(f"{path}: no {p.name} in this directory. {BIGGAN_HOWTO}")
-    cfg = biggan_config_from_json(cfg_path)
-    with torch.device("meta"):          # no random init of ~50 M parameters that are overwritten next
-        gen = BigGANGenerator(cfg)
-    state = torch_load(weights_path)
-    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise CheckpointError(f"{weights_path}: expected a state dict (names → tensors). {BIGGAN_HOWTO}")
-    ours = biggan_reference_to_ours(state, gen, f"{weights_path} (with {cfg_path.name})")
-    check_state(gen.state_dict(), ours, str(weights_path))
-    gen.load_state_dict(ours, strict=True, assign=True)
-    return gen
-
-
-def _is_biggan_dir(p: Path) -> bool:
-    """A directory with the reference's weights file, or with a config.json that has its fields."""
-    if not p.is_dir():
-        return False
-    if (p / BIGGAN_WEIGHTS).exists():
-        return True
-    try:
-        return '"channel_width"' in (p / BIGGAN_CONFIG).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-
-
-LOADERS.append((_is_biggan_dir, load_biggan_dir))

@@ -100,7 +100,11 @@ def _cmd_fetch(args) -> int:
     if e.fetch is None:
         print(f"{e.name}: built in ({e.source}); nothing to fetch")
         return 0
-    print(f"{e.name}: {e.fetch(e)}")
+    hub_opts = {k: v for k, v in (("repo", args.repo), ("revision", args.revision), ("force", args.force)) if v}
+    if hub_opts and e.hub is None:
+        raise ValueError(f"--repo/--revision/--force apply to models fetched from the Hugging Face Hub, "
+                         f"not to {e.name} ({e.source})")
+    print(f"{e.name}: {e.fetch(e, **hub_opts)}")
     return 0
 
 
@@ -165,6 +169,38 @@ def _cmd_edit(args) -> int:
     return 0
 
 
+def _cmd_parts(args) -> int:
+    from .loading import load_generator
+    from .parts import PartModel, coverage, discover, part_sheet, sample_inputs, segment
+    g = load_generator(args.model, device=args.device)
+    if args.names and not args.from_file:
+        raise ValueError("--names renames an existing part model: give it with --from FILE")
+    pm = PartModel.load(args.from_file) if args.from_file else \
+        discover(g, args.parts, n_samples=args.samples, seed=args.seed, point=args.point,
+                 per_image=not args.global_centre)
+    pm.check(g)
+    if args.names:
+        pm = pm.with_names([n.strip() for n in args.names.split(",")])
+    z, y = sample_inputs(g, min(args.samples, 64), args.seed + 1)
+    cov = coverage(segment(g, pm, z, y).cpu(), pm.n_parts)
+    print(f"{pm.n_parts} parts of {pm.model_id} at blend point(s) {list(pm.points)} "
+          f"(resolutions {[g.blend_resolutions[p] for p in pm.points]}); on {len(z)} new samples:")
+    for i, name in enumerate(pm.names):
+        print(f"  {i:2d} {name:<14} {100 * cov['pixels'][i]:5.1f}% of pixels, in {100 * cov['present'][i]:5.1f}% of images")
+    if args.out:
+        print(f"wrote {pm.save(args.out)}")
+    if args.sheet:
+        from .images import save_png
+        print(f"wrote {save_png(part_sheet(g, pm, n=16, seed=args.seed + 2), args.sheet)} "
+              "(samples over their part overlay: name the parts with --from FILE --names a,b,...)")
+    return 0
+
+
+def _cmd_train(args) -> int:          # reached only for `train` alone; main() hands `train ...` over
+    from .train.loop import main as train_main
+    return train_main(["--help"], prog="python -m toolkit train")
+
+
 def _cmd_review(args) -> int:
     from .dataset import parse_where, review_statuses_from_csv, set_review_where, update_review
     if bool(args.from_csv) == bool(args.where or args.set):
@@ -222,9 +258,30 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the model zoo (license, whether cached)")
     m.set_defaults(func=_cmd_models)
 
-    f = sub.add_parser("fetch", help="download a zoo model's weights into the cache")
+    f = sub.add_parser("fetch", help="download a zoo model's weights into the cache (the only command that downloads)")
     f.add_argument("name")
+    f.add_argument("--repo", default=None, help="Hub models: another repo OWNER/NAME hosting the same files")
+    f.add_argument("--revision", default=None, help="Hub models: the commit (40 hex digits) to fetch from --repo")
+    f.add_argument("--force", action="store_true", help="Hub models: download again even if the files are cached")
     f.set_defaults(func=_cmd_fetch)
+
+    pa = sub.add_parser("parts", help="discover a model's parts (k-means on its features); sheet to name them")
+    pa.add_argument("model", help="zoo name or weights path")
+    pa.add_argument("--parts", type=int, default=8, help="number of parts K (default 8)")
+    pa.add_argument("--out", default=None, help="part model file to write (.safetensors)")
+    pa.add_argument("--samples", type=int, default=256, help="seeded samples to cluster (default 256)")
+    pa.add_argument("--seed", type=int, default=0)
+    pa.add_argument("--point", type=int, action="append", default=None,
+                    help="blend point to cluster (repeat for several; default: mid-resolution points)")
+    pa.add_argument("--global-centre", action="store_true",
+                    help="centre features on the dataset mean only, not per image (models whose samples are one "
+                         "class each, such as terrain64: a part is then what a whole image is made of)")
+    pa.add_argument("--sheet", default=None, metavar="PNG", help="write samples with their parts overlaid")
+    pa.add_argument("--from", dest="from_file", default=None, metavar="FILE",
+                    help="use an existing part model instead of discovering one (e.g. to rename it)")
+    pa.add_argument("--names", default=None, help="comma-separated part names, in id order (with --from)")
+    pa.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    pa.set_defaults(func=_cmd_parts)
 
     g = sub.add_parser("merge", help="merge shard parts (and other dataset dirs of the same run) into DIR")
     g.add_argument("dirs", nargs="+", metavar="DIR", help="target dataset dir, then optional dirs to merge into it")
@@ -252,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
         c.set_defaults(func=_cmd_project if name == "project" else _cmd_edit)
 
-    states = ("pending", "accepted", "rejected")   # toolkit.dataset.REVIEW_STATES (a test keeps them equal);
+    states = ("pending", "accepted", "rejected", "rejected-auto")   # = toolkit.dataset.REVIEW_STATES (tested);
     # not imported here, since toolkit.dataset pulls in pandas for every command
     where_help = "filter rows: COL=VALUE (repeat: values of one column OR'ed, columns AND'ed), COL>=X, COL<=X"
     r = sub.add_parser("review", help="set review statuses from a CSV file (file_name,review) or by filter")
@@ -268,12 +325,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--status", choices=states, help="only rows with this review status (default: any)")
     e.add_argument("--where", action="append", default=[], metavar="COL=VALUE", help=where_help)
     e.set_defaults(func=_cmd_export)
+
+    # the trainer has its own parser (every TrainConfig field is an option): main() passes it the rest
+    t = sub.add_parser("train", add_help=False, help="train a GAN on your labelled image folder "
+                       "(python -m toolkit train --help; docs/TRAINING.md)")
+    t.set_defaults(func=_cmd_train)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"] and argv[1:]:
+        from .train.loop import main as train_main
+        return train_main(argv[1:], prog="python -m toolkit train")
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:

@@ -4,7 +4,10 @@ One batched pass per call. Rows of the batch are variants; each may have its own
 swap classes, stage range, references, masks and strengths. Reference streams are stacked
 under the source rows in the same batch (one kernel launch per layer for all streams) and
 ordered so the streams that stop earliest sit at the bottom: dropping a finished stream is a
-slice, not a copy. Semantics are those of DESIGN.md ("Edit semantics"); they must match the
+slice, not a copy. A fixed reference (the same latent and class in every variant) is one
+stream row, broadcast when blended. Label swap is applied in delta form by the conditioned norms
+(`Condition.modulate`): the plain per-sample affine everywhere, plus a correction only where the
+swap map is non-zero, so a small region costs about what plain generation does. Semantics are those of DESIGN.md ("Edit semantics"); they must match the
 original Neural Collage code, so change them only with a parity test.
 
 Two hooks serve the rest of the toolkit without a second loop: `capture` returns the source
@@ -40,10 +43,16 @@ class LabelSwap:
              variant) which of the S stages use that class's weights (a class inactive at a stage
              leaves its pixels' weight with the base class there). The stem counts as part of
              stage 0 (it matters for models whose stem is class-conditioned, such as BigGAN).
+    transplant: optional strengths per blend point (`[P]` or `[B, P]`, as `Blend.strength`): also
+             paste the same latent rendered with each target class into the source at those points,
+             inside that class's swap map — an extension of the paper for models whose class acts
+             only at coarse layers (input-conditioned GANs, see docs/EYES128.md). Run as extra
+             reference streams, so it is exactly a `Blend` per target class (mask = swap weights).
     """
     classes: Union[Sequence[Union[int, str]], torch.Tensor]
     weights: torch.Tensor
     stages: StageSpec = None
+    transplant: Union[Sequence[float], torch.Tensor, None] = None
 
 
 @dataclass
@@ -53,6 +62,7 @@ class Blend:
     z: `[B, z_dim]` reference latents; y: optional reference classes `[B]` (default: the base class).
     mask: `[H, W]` or `[B, H, W]` in [0, 1]. strength: one float per blend point (after the stem,
     then after each stage), as a sequence `[P]` or a tensor `[P]`/`[B, P]`.
+    When every row of z (and of the classes) is the same, the reference runs once for the batch.
     """
     z: torch.Tensor
     mask: torch.Tensor
@@ -143,11 +153,15 @@ class Start:
 
 @dataclass
 class _Ref:
-    z: torch.Tensor          # [B, z_dim]
-    cv: torch.Tensor         # [B, C] class vectors
+    z: torch.Tensor          # [R, z_dim]: R = B, or 1 for a fixed reference shared by all variants
+    cv: torch.Tensor         # [R, C] class vectors
     mask: torch.Tensor       # [B, H, W]
     strength: torch.Tensor   # [B, P]
     points: frozenset        # blend points where some variant has a non-zero strength
+
+    @property
+    def rows(self) -> int:
+        return self.z.shape[0]
 
     @property
     def last(self) -> int:
@@ -155,7 +169,14 @@ class _Ref:
         return max(self.points, default=-1)
 
 
-def _prepare_refs(gen, blends: Sequence[Blend], base_cv, b, dev) -> list[_Ref]:
+def _shared(z: torch.Tensor, cv: torch.Tensor) -> bool:
+    """Whether every variant's reference has the same latent and class (a fixed reference)."""
+    return z.shape[0] > 1 and bool((z == z[:1]).all() & (cv == cv[:1]).all())
+
+
+def _prepare_refs(gen, blends: Sequence[Blend], base_cv, b, dev, share: bool = True) -> list[_Ref]:
+    """Validated references, longest-running first. With `share`, a fixed reference (same latent
+    and class in every row) runs as one stream row, broadcast at blend time, instead of B rows."""
     refs = []
     p = gen.n_blend_points
     for j, bl in enumerate(blends):
@@ -171,6 +192,8 @@ def _prepare_refs(gen, blends: Sequence[Blend], base_cv, b, dev) -> list[_Ref]:
         if s.shape[1] != p:
             raise ValueError(f"blend {j}: {s.shape[1]} strengths given; this model has {p} blend points "
                              f"(after the stem and after each of its {gen.n_stages} stages)")
+        if share and _shared(z, cv):
+            z, cv = z[:1], cv[:1]
         refs.append(_Ref(z, cv, mask, s, frozenset((s != 0).any(0).nonzero().flatten().tolist())))
     refs = [r for r in refs if r.last >= 0]
     refs.sort(key=lambda r: -r.last)   # streams that run longest first: finished ones drop off the end
@@ -238,9 +261,16 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
     if swap is not None:
         src_cv, src_w = _swap_components(gen, swap, base_cv, dev)
         active = _active_stages(swap.stages, gen.n_stages, b, src_w.shape[1] - 1).to(dev)
+        if swap.transplant is not None:   # one reference stream per target class: same z, mask = its map
+            if torch.as_tensor(swap.transplant).shape[-1:] != (gen.n_blend_points,):
+                raise ValueError(f"label swap transplant: give one strength per blend point ({gen.n_blend_points}: "
+                                 f"after the stem and after each of the {gen.n_stages} stages)")
+            blends = list(blends) + [Blend(z, src_w[:, k], swap.transplant, y=src_cv[:, k])
+                                     for k in range(1, src_cv.shape[1])]
     else:
         src_cv, src_w, active = base_cv[:, None], None, None
-    refs = _prepare_refs(gen, blends, base_cv, b, dev)
+    # Per-call options (e.g. per-variant noise) may differ between the rows of a reference stream.
+    refs = _prepare_refs(gen, blends, base_cv, b, dev, share=not options)
     _check_start(gen, start, swap, active, refs, b)
     if start is not None and active is not None:
         active = active.clone()
@@ -248,8 +278,9 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
     m = src_cv.shape[1]
 
     # Stack streams: [source | ref_0 | ref_1 | ...]; references are plain generations.
+    offsets = [b + sum(r.rows for r in refs[:j]) for j in range(len(refs))]
     zs = torch.cat([z] + [r.z for r in refs])
-    cvs = torch.cat([src_cv] + [r.cv[:, None].expand(b, m, -1) for r in refs])
+    cvs = torch.cat([src_cv] + [r.cv[:, None].expand(r.rows, m, -1) for r in refs])
     vectors = gen.embed(zs, cvs)
     plain = Condition(vectors, None, truncation, call_options, variants=b)
     cond_cache: dict = {}
@@ -262,14 +293,17 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
         if not any(key):
             return plain
         if key not in cond_cache:
-            # Classes not active at this stage give their pixels back to the base class. With all
-            # classes active (or none) this is exactly the stored weights (or the base class alone).
-            w_k = src_w[:, 1:] * act[:, :, None, None]
-            w = torch.cat([1 - w_k.sum(1, keepdim=True), w_k], 1)
             e0 = torch.zeros_like(src_w[:1])
             e0[:, 0] = 1
-            ref_w = e0.expand(b * len(refs), *e0.shape[1:])
-            cond_cache[key] = Condition(vectors, torch.cat([w, ref_w]), truncation, call_options, variants=b)
+            if all(key):
+                w = src_w
+            else:
+                # Classes not active at this stage give their pixels back to the base class.
+                w_k = src_w[:, 1:] * act[:, :, None, None]
+                w = torch.cat([1 - w_k.sum(1, keepdim=True), w_k], 1)
+            if zs.shape[0] > b:     # reference streams are plain generations: component 0 only
+                w = torch.cat([w, e0.expand(zs.shape[0] - b, *e0.shape[1:])])
+            cond_cache[key] = Condition(vectors, w, truncation, call_options, variants=b)
         return cond_cache[key]
 
     mask_cache: dict = {}
@@ -287,25 +321,27 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
                 if key not in mask_cache:
                     mask_cache[key] = resize_weights(r.mask, size)[:, None]
                 alphas.append((j, r.strength[:, point, None, None, None] * mask_cache[key]))  # [B, 1, h, w]
+            def ref(j: int) -> torch.Tensor:     # [B or 1, ...]: a fixed reference broadcasts
+                return t[offsets[j]: offsets[j] + refs[j].rows]
             if torch.is_grad_enabled():
                 src = t[:b] * (1 - sum(a for _, a in alphas))
                 for j, a in alphas:
-                    src = src + a * t[b * (j + 1): b * (j + 2)]
+                    src = src + a * ref(j)
                 return torch.cat([src, t[b:]])
             # In place on the source rows: (1 − Σ a_j)·h_src + Σ a_j·h_ref_j, without copying the batch.
             src = t[:b]
             if len(alphas) == 1:
                 j, a = alphas[0]
-                src.lerp_(t[b * (j + 1): b * (j + 2)], a)
+                src.lerp_(ref(j).expand_as(src), a)
             else:
                 src.mul_(1 - sum(a for _, a in alphas))
                 for j, a in alphas:
-                    src.addcmul_(a, t[b * (j + 1): b * (j + 2)])
+                    src.addcmul_(a, ref(j))
             return t
         return _map(h, mix)
 
     def rows_for(point: int) -> int:
-        return b * (1 + sum(1 for r in refs if r.last >= point))
+        return b + sum(r.rows for r in refs if r.last >= point)
 
     first = 0 if start is None else int(start.point)
     features: dict = {}

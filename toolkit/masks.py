@@ -123,7 +123,16 @@ class MaskImage:
     feather: float = 0.0
 
 
-Region = Union[Polygon, Ellipse, MaskImage]
+@dataclass(frozen=True)
+class PartRegion:
+    """The pixels of the source that its part model assigns to `parts` (names or ids), grown by
+    `grow` pixels: resolved per variant from the source's own part map (`toolkit.part_edits`)."""
+    parts: tuple
+    grow: int = 0
+    feather: float = 0.0
+
+
+Region = Union[Polygon, Ellipse, MaskImage, PartRegion]
 
 
 class MaskFileError(ValueError):
@@ -371,6 +380,9 @@ def rasterize_region(region: Region, resolution: int, load_mask: Callable[[str],
         m = rasterize_polygon(region.points, resolution)
     elif isinstance(region, Ellipse):
         m = rasterize_polygon(ellipse_points(region.center, region.size, region.angle), resolution)
+    elif isinstance(region, PartRegion):
+        raise ValueError(f"part region {list(region.parts)} depends on each source's part map: render it "
+                         "through toolkit.pipeline.render_variants, which segments the source first")
     else:
         raise TypeError(f"not a concrete region: {region!r}")
     return gaussian_feather(m, float(region.feather) * resolution)

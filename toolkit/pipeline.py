@@ -6,7 +6,10 @@ Per batch of variants it rasterises each edit's region (fixed regions once per r
 composites them (later regions cover earlier ones), makes one batched engine call for the
 edited images and one for the unedited sources (per distinct truncation value), and derives
 each variant's label map, soft label and locality from the variant's recorded parameters only,
-so a manifest row's `params` are enough to redo its image. No file I/O here.
+so a manifest row's `params` are enough to redo its image. When the model has a judge
+(`toolkit.judges`), each conditional variant also gets the map of what the judge sees in the
+image (`rendered_map`) and `label_agreement`, the share of the label map's pixels it confirms.
+No file I/O here (beyond loading the judge once).
 
 Named `pipeline`, not `render`: `toolkit.render` is the engine's public function, and a
 submodule of that name would replace it on the package once imported.
@@ -18,9 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .engine import Blend, LabelSwap, render
+from .engine import Blend, LabelSwap, render, render_with_features
 from .images import to_uint8
-from .masks import rasterize_region
+from .judges import agreement, judge_for
+from .masks import PartRegion, rasterize_region
+from .part_edits import needs_parts, part_model_for, resolve as resolve_parts
+from .parts import segment_features
 from .recipes import Recipe, Variant
 from .recipes.variants import BlendEdit, LabelSwapEdit
 from .sampling import sample_latents
@@ -45,6 +51,9 @@ class RenderedVariant:
     edit_classes: list[str]
     locality: float
     problem: str | None = None         # set when the image is not finite: the variant must not count as done
+    part_map: np.ndarray | None = None  # [H, W] uint8 part ids of the *edited* image, when a part model is known
+    rendered_map: np.ndarray | None = None   # [H, W] uint8 class ids the model's judge sees (models with a judge)
+    label_agreement: float | None = None     # share of label-map pixels the judge confirms (toolkit.judges.agreement)
 
     @property
     def index(self) -> int:
@@ -65,6 +74,9 @@ def edit_masks(recipe: Recipe, variant: Variant, resolution: int) -> list[np.nda
     Regions the recipe draws no random parts for are rasterised once (`recipe.rasters`)."""
     out = []
     for j, e in enumerate(variant.edits):
+        if isinstance(e.region, PartRegion):
+            out.append(None)        # follows the source: filled in once the source is rendered
+            continue
         if not recipe.region_is_fixed(j):
             out.append(rasterize_region(e.region, resolution, recipe.load_mask))
             continue
@@ -149,7 +161,8 @@ def render_variants(generator, recipe: Recipe, variants: list[Variant],
     `recipe` gives the mask files, the fixed-region cache and the label of unconditional models;
     it must fit the generator (`recipe.for_generator(generator)` checks that). `masks`: the result
     of `prepare_masks(recipe, variants, generator.resolution)` when the caller prepared them ahead.
-    A variant whose image is not finite comes back with `problem` set (and is not to be written)."""
+    A variant whose image is not finite comes back with `problem` set (and is not to be written).
+    With a judge (the model's zoo entry names one), `rendered_map` and `label_agreement` are set."""
     if not variants:
         return []
     if (recipe.data.get("source") or {}).get("images"):
@@ -170,6 +183,11 @@ def render_variants(generator, recipe: Recipe, variants: list[Variant],
     for trunc, idx in groups.items():
         for k, rv in zip(idx, _render_group(gen, recipe, [variants[k] for k in idx], [masks[k] for k in idx], trunc)):
             results[k] = rv
+    judge = judge_for(gen) if info.n_classes else None
+    if judge is not None:
+        for rv, seen in zip(results, judge.classify(np.stack([rv.image for rv in results]))):
+            rv.rendered_map = seen
+            rv.label_agreement = agreement(rv.label_map, seen)
     return results
 
 
@@ -194,6 +212,16 @@ def _render_group(gen, recipe: Recipe, variants: list[Variant], per_masks: list[
     info, dev, res = recipe.info, gen.device, gen.resolution
     z = sample_latents(gen, [v.seed for v in variants], trunc)
     y = torch.tensor([v.source.class_id for v in variants], device=dev) if info.n_classes else None
+    # Part maps cost about one render on small models and no dataset column holds them yet: computed
+    # only for recipes that use parts or name a part model (`parts:`), not for every zoo model's recipe.
+    uses_parts = needs_parts(variants) or bool(recipe.data.get("parts"))
+    pm = part_model_for(recipe, gen, required=needs_parts(variants)) if uses_parts else None
+    if pm is not None and needs_parts(variants):   # part regions / matched references: the source pass's features
+        raw_src, states = render_with_features(gen, z, y, truncation=trunc, capture=pm.points)
+        variants, per_masks = resolve_parts(gen, pm, variants, per_masks, segment_features(pm, states, res).cpu().numpy(),
+                                            to_uint8(raw_src), trunc)
+    else:
+        raw_src = render(gen, z, y, truncation=trunc)
     blends = []
     blend_idx = [j for j, e in enumerate(variants[0].edits) if isinstance(e, BlendEdit)]
     if blend_idx:
@@ -205,8 +233,13 @@ def _render_group(gen, recipe: Recipe, variants: list[Variant], per_masks: list[
             mask = torch.from_numpy(np.stack([m[n] for m in bm])).float()
             strength = torch.tensor([v.edits[j].strength for v in variants], dtype=torch.float32)
             blends.append(Blend(zr, mask, strength, yr))
-    raw = render(gen, z, y, swap=_swap(variants, per_masks, gen.n_stages), blends=blends, truncation=trunc)
-    raw_src = render(gen, z, y, truncation=trunc)
+    swap = _swap(variants, per_masks, gen.n_stages)
+    part_maps = None
+    if pm is not None:   # what was rendered, per pixel: from the edited render's own features (same pass)
+        raw, states = render_with_features(gen, z, y, swap=swap, blends=blends, truncation=trunc, capture=pm.points)
+        part_maps = segment_features(pm, states, res).cpu().numpy().astype(np.uint8)
+    else:
+        raw = render(gen, z, y, swap=swap, blends=blends, truncation=trunc)
     finite = (torch.isfinite(raw).flatten(1).all(1) & torch.isfinite(raw_src).flatten(1).all(1)).tolist()
     problem = None
     if not all(finite):
@@ -235,5 +268,6 @@ def _render_group(gen, recipe: Recipe, variants: list[Variant], per_masks: list[
             variant=v, image=images[k], source_image=sources[k], label_map=label_map,
             mask=np.round(np.clip(union, 0, 1) * 255).astype(np.uint8), label=label, label_id=label_id,
             soft_label=soft, source_class=source_class, edit_classes=edit_classes,
-            locality=locality(images[k], sources[k], union), problem=None if finite[k] else problem))
+            locality=locality(images[k], sources[k], union), problem=None if finite[k] else problem,
+            part_map=None if part_maps is None else part_maps[k]))
     return out

@@ -173,8 +173,10 @@ def test_app_asks_before_replacing_a_recipe(tmp_path, monkeypatch):
     monkeypatch.setenv("NCT_WORKSPACE", str(ws))
     monkeypatch.setenv("NCT_RECIPES_DIR", str(rd))
     monkeypatch.chdir(ROOT)
-    (rd / "mine.yaml").write_text("# a user's recipe\n")
-    before = _snapshot(rd)
+    user = ws / "recipes"                     # where the app saves (never the shipped folder)
+    user.mkdir()
+    (user / "mine.yaml").write_text("# a user's recipe\n")
+    before, shipped = _snapshot(user), _snapshot(rd)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state["model_choice"] = "tiny"
     at.session_state["_model_picked"] = True
@@ -184,8 +186,8 @@ def test_app_asks_before_replacing_a_recipe(tmp_path, monkeypatch):
     at.text_input(key="blend_recipe_name").input("mine")
     at.button(key="FormSubmitter:blend_save-Save recipe").click().run()
     assert not at.exception and at.error and "already exists" in at.error[0].value
-    assert _snapshot(rd) == before
+    assert _snapshot(user) == before
     at.checkbox(key="blend_replace").check()
     at.button(key="FormSubmitter:blend_save-Save recipe").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert load_recipe(rd / "mine.yaml").name == "mine"
+    assert load_recipe(user / "mine.yaml").name == "mine" and _snapshot(rd) == shipped

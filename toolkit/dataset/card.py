@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 
 from .. import io as tio
-from .layout import (CARD, IMAGES, LABEL_MAPS, MANIFEST, MASKS, PALETTE, SOURCES, RunInfo, class_palette)
+from .layout import (CARD, IMAGES, LABEL_MAPS, MANIFEST, MASKS, PALETTE, RENDERED_MAPS, SOURCES, RunInfo,
+                     class_palette)
 
 
 def _md_cell(s: str) -> str:
@@ -89,11 +90,18 @@ def render_card(info: RunInfo, rows: list[dict]) -> str:
                      f"more than 256 classes do not fit a palette); `{PALETTE}` lists id, name and a display colour.")
     if info.save_source:
         lines.append(f"- `{SOURCES}/NNNNNN.png`: the unedited source image (before/after pairs).")
+    if info.judge_sha256 and info.class_names:
+        rejected = sum(r["review"] == "rejected-auto" for r in rows)
+        lines.append(f"- `{RENDERED_MAPS}/NNNNNN.png`: the class the judge `{_md_cell(info.judge)}` (sha256 "
+                     f"`{info.judge_sha256[:12]}…`) sees at each pixel, same palette as the label maps; "
+                     "`label_agreement` in the manifest is the share of the label map's pixels it confirms"
+                     + (f"; {rejected} rows fell below the recipe's `filter.min_label_agreement` (review "
+                        "`rejected-auto`)" if rejected else "") + ".")
     lines += [
         f"- `{MANIFEST}`: one row per variant; `file_name` is relative to this folder (Hugging Face "
         "`imagefolder` convention); `label`/`label_id` the majority class by area; `soft_label`, `edit_classes` "
         "and `params` are JSON; `locality` = mean |edited − source| outside the edit region / inside "
-        "(0 = perfectly local); `review` is pending | accepted | rejected.",
+        "(0 = perfectly local); `review` is pending | accepted | rejected | rejected-auto.",
         "",
         "Load it with pandas + PIL (`pd.read_csv('metadata.csv')`, `Image.open(row.file_name)`), with "
         "`toolkit.dataset.read_manifest(DIR)`, or with Hugging Face datasets: "

@@ -8,6 +8,8 @@ Layout of a dataset directory DIR (it loads directly in pandas, PIL and Hugging 
     DIR/images/000042.png        the edited image of variant 42 (RGB)
     DIR/label_maps/000042.png    per-pixel class ids as an indexed-palette PNG (conditional models)
     DIR/label_maps/palette.csv   class id, name and palette colour (one palette per model)
+    DIR/rendered_maps/000042.png what the model's judge sees in the image, per pixel (same palette as
+                                 label_maps; only when the model has a judge, see toolkit.judges)
     DIR/masks/000042.png         union of the variant's edit regions (8-bit grey, 0..255)
     DIR/sources/000042.png       the unedited source image (when the recipe asks for it)
     DIR/metadata.csv             the manifest: one row per variant, `file_name` relative to DIR
@@ -44,11 +46,14 @@ LOCK = ".lock"
 MANIFEST_LOCK = ".manifest.lock"
 PARTS = "parts"
 IMAGES, LABEL_MAPS, MASKS, SOURCES = "images", "label_maps", "masks", "sources"
+RENDERED_MAPS = "rendered_maps"
 PALETTE = f"{LABEL_MAPS}/palette.csv"
-FILE_DIRS = (IMAGES, LABEL_MAPS, MASKS, SOURCES)
-REVIEW_STATES = ("pending", "accepted", "rejected")
+FILE_DIRS = (IMAGES, LABEL_MAPS, MASKS, SOURCES, RENDERED_MAPS)
+# "rejected-auto": written by the runner for variants below a recipe's filter.min_label_agreement.
+REVIEW_STATES = ("pending", "accepted", "rejected", "rejected-auto")
 # The manifest columns that name files, and the folder each one's file lives in.
-FILE_COLUMNS = {"file_name": IMAGES, "label_map_file": LABEL_MAPS, "mask_file": MASKS, "source_file": SOURCES}
+FILE_COLUMNS = {"file_name": IMAGES, "label_map_file": LABEL_MAPS, "mask_file": MASKS, "source_file": SOURCES,
+                "rendered_map_file": RENDERED_MAPS}
 
 
 class DatasetError(ValueError):
@@ -64,12 +69,15 @@ def variant_stem(index: int) -> str:
     return f"{index:06d}"
 
 
-def layout_files(index: int, class_names: Sequence[str] = (), save_source: bool = False) -> dict[str, str]:
-    """The manifest's file columns for variant `index` (empty when the file is not written)."""
+def layout_files(index: int, class_names: Sequence[str] = (), save_source: bool = False,
+                 judged: bool = False) -> dict[str, str]:
+    """The manifest's file columns for variant `index` (empty when the file is not written).
+    `judged`: the model has a judge, so a rendered map is written beside the label map."""
     stem = variant_stem(index)
     return {"file_name": f"{IMAGES}/{stem}.png", "mask_file": f"{MASKS}/{stem}.png",
             "label_map_file": f"{LABEL_MAPS}/{stem}.png" if class_names else "",
-            "source_file": f"{SOURCES}/{stem}.png" if save_source else ""}
+            "source_file": f"{SOURCES}/{stem}.png" if save_source else "",
+            "rendered_map_file": f"{RENDERED_MAPS}/{stem}.png" if class_names and judged else ""}
 
 
 def check_row_paths(row: Mapping[str, str], where: str) -> None:
@@ -81,9 +89,9 @@ def check_row_paths(row: Mapping[str, str], where: str) -> None:
     i = int(row["variant_index"])
     if i < 0:
         raise DatasetError(f"{where}: variant_index {i} is negative; the manifest is corrupt.")
-    expected = layout_files(i, class_names=("any",), save_source=True)
+    expected = layout_files(i, class_names=("any",), save_source=True, judged=True)
     for col in FILE_COLUMNS:
-        value = row[col]
+        value = row.get(col, "")
         if value == expected[col] or (value == "" and col != "file_name"):
             continue
         raise DatasetError(
@@ -172,6 +180,8 @@ class RunInfo:
     shards: dict = field(default_factory=dict)      # {"n": N} while a sharded run has unmerged parts
     model_source: str = ""                           # Provenance.source: "zoo" or "file" ("" in older datasets)
     model_nonfinite: list[str] = field(default_factory=list)   # weight tensors holding NaN/inf: the card warns
+    judge: str = ""                  # the judge's name and file sha256 when the model has one (label_agreement)
+    judge_sha256: str = ""
 
     @classmethod
     def from_provenance(cls, provenance: Provenance, **fields) -> "RunInfo":
@@ -206,6 +216,11 @@ def check_same_run(d: Path, old: RunInfo, new: RunInfo) -> None:
         raise DatasetError(
             f"{d} was made with model {old.model_id!r} (sha256 {old.model_sha256[:12]}…), but this run loads "
             f"{new.model_id!r} (sha256 {new.model_sha256[:12]}…). Use a new --out directory.")
+    if old.judge_sha256 and new.judge_sha256 and old.judge_sha256 != new.judge_sha256:
+        raise DatasetError(
+            f"{d} was judged by {old.judge!r} (sha256 {old.judge_sha256[:12]}…), but this run's judge is "
+            f"{new.judge!r} (sha256 {new.judge_sha256[:12]}…): label_agreement figures (and which variants a "
+            "filter keeps) would mix two judges. Use a new --out directory.")
 
 
 # -- which folders may be written -------------------------------------------------------------------

@@ -5,7 +5,8 @@ Rules (the writer's crash rules rest on them, see toolkit.dataset.writer):
   name are durable. A crash mid-append leaves at most a torn last line (no final newline), which
   `repair_torn_tail` cuts off; that variant is rendered again. Anything else malformed is an error
   naming the line, never silently dropped.
-- Every row read is validated: the header, the field count, a unique integer variant index, a
+- Every row read is validated: the header (this version's columns, or an older version's: see
+  `check_header`), the field count, a unique integer variant index, a
   known review state, and file columns that are exactly the layout's paths for that index (a
   manifest is untrusted input: `../../x.png` or an absolute path is refused with its line).
 - A full or failing disk while appending is reported naming the folder, saying that nothing in
@@ -36,13 +37,18 @@ COLUMNS = [
     "file_name", "label", "label_id", "soft_label", "source_class", "edit_classes",
     "label_map_file", "mask_file", "source_file", "recipe", "recipe_sha256",
     "variant_index", "variant_seed", "model_id", "model_sha256", "params", "locality",
-    "review", "toolkit_version",
+    "review", "toolkit_version", "label_agreement", "rendered_map_file",
 ]
+# The columns of the first manifest format. A header holding these and only known columns (in any
+# order) is an older toolkit's manifest: it reads with the newer columns empty, and a resumed run
+# rewrites it with this version's header before appending (DatasetWriter.begin).
+BASE_COLUMNS = COLUMNS[:19]
+NUMERIC_COLUMNS = ("locality", "label_agreement")
 # Columns that may differ between two copies of the same variant without it being a conflict:
 # the review status, and what is computed from pixels (kernels may round differently when the
 # batch composition changes, e.g. two runs of one recipe with different counts).
 MUTABLE = {"review"}
-PIXEL_COLUMNS = {"locality"}
+PIXEL_COLUMNS = {"locality", "label_agreement"}
 
 
 # -- cell formatting ----------------------------------------------------------------------------------
@@ -110,22 +116,17 @@ def _parse_rows(path: Path, text: str) -> list[dict]:
         header = next(reader)
     except csv.Error as e:
         raise DatasetError(f"{path}: line 1: unreadable CSV header ({e}).") from e
-    if header != COLUMNS:
-        missing = [c for c in COLUMNS if c not in header]
-        extra = [c for c in header if c not in COLUMNS][:5]
-        raise DatasetError(f"{path}: line 1: the header is not this toolkit's manifest header "
-                           f"(missing {missing}, unexpected {extra}). Was the file edited? Restore the header: "
-                           f"{','.join(COLUMNS)}")
+    check_header(path, header)
     rows, seen = [], {}
     try:
         for values in reader:
             line = reader.line_num
             if not values:
                 continue
-            if len(values) != len(COLUMNS):
-                raise DatasetError(f"{path}: line {line}: {len(values)} fields, expected {len(COLUMNS)}; the "
+            if len(values) != len(header):
+                raise DatasetError(f"{path}: line {line}: {len(values)} fields, expected {len(header)}; the "
                                    "manifest is corrupt (edit or delete that line and rerun to re-render it).")
-            row = dict(zip(COLUMNS, values))
+            row = dict.fromkeys(COLUMNS, "") | dict(zip(header, values))
             try:
                 i = int(row["variant_index"])
             except ValueError:
@@ -145,6 +146,25 @@ def _parse_rows(path: Path, text: str) -> list[dict]:
     return rows
 
 
+def check_header(path: Path, header: list[str]) -> None:
+    """This version's header, or an older version's (all of BASE_COLUMNS, nothing unknown, no repeats)."""
+    if header == COLUMNS:
+        return
+    missing = [c for c in BASE_COLUMNS if c not in header]
+    extra = [c for c in header if c not in COLUMNS][:5]
+    if missing or extra or len(set(header)) != len(header):
+        raise DatasetError(f"{path}: line 1: the header is not this toolkit's manifest header "
+                           f"(missing {missing}, unexpected {extra}). Was the file edited? Restore the header: "
+                           f"{','.join(COLUMNS)}")
+
+
+def is_current_header(path: Path) -> bool:
+    """Whether the manifest's first line is this version's header (False: an older toolkit wrote it)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        first = f.readline()
+    return next(csv.reader([first]), []) == COLUMNS
+
+
 def read_manifest(out_dir: str | os.PathLike) -> pd.DataFrame:
     """DIR/metadata.csv as a pandas DataFrame (JSON columns stay strings; `json.loads` them).
 
@@ -160,11 +180,16 @@ def read_manifest(out_dir: str | os.PathLike) -> pd.DataFrame:
     with read_lock(d):
         text = _manifest_text(path, torn_tail="ignore")   # a killed run's torn line is not a row yet
     _parse_rows(path, text)  # validates, with line numbers
-    str_cols = [c for c in COLUMNS if c not in ("label_id", "variant_index", "variant_seed", "locality")]
+    str_cols = [c for c in COLUMNS if c not in ("label_id", "variant_index", "variant_seed", *NUMERIC_COLUMNS)]
     df = pd.read_csv(StringIO(text, newline=""), dtype={c: str for c in str_cols} | {
         "label_id": "int64", "variant_index": "int64", "variant_seed": "int64"},
-        keep_default_na=False, na_values={"locality": [""]})
-    df["locality"] = pd.to_numeric(df["locality"], errors="coerce")
+        keep_default_na=False, na_values={c: [""] for c in NUMERIC_COLUMNS})
+    for c in COLUMNS:        # an older manifest: the columns it predates are empty
+        if c not in df:
+            df[c] = np.nan if c in NUMERIC_COLUMNS else ""
+    df = df[COLUMNS]
+    for c in NUMERIC_COLUMNS:
+        df[c] = pd.to_numeric(df[c], errors="coerce")
     return df
 
 

@@ -18,7 +18,9 @@ Added since: a folder without the marker file (dataset.json) is written only if 
 (toolkit.dataset.layout), and a full disk while appending says which folder, that nothing was
 lost and how to resume. This module knows nothing about generators or recipes beyond the
 rendered variant's fields (index, seed, params, image, source_image, label_map, mask, label,
-label_id, soft_label, source_class, edit_classes, locality). It does no printing (logging only).
+label_id, soft_label, source_class, edit_classes, locality, rendered_map, label_agreement). It does
+no printing (logging only). A manifest written by an older version (fewer columns) is rewritten with
+this version's header, its rows unchanged and the newer cells empty, before a resumed run appends.
 """
 from __future__ import annotations
 
@@ -31,11 +33,11 @@ from pathlib import Path
 
 from .. import io as tio
 from .card import write_card
-from .layout import (FILE_DIRS, IMAGES, INFO, LABEL_MAPS, LOCK, MANIFEST, MASKS, PALETTE, PARTS, SOURCES,
+from .layout import (FILE_DIRS, IMAGES, INFO, LABEL_MAPS, LOCK, MANIFEST, MASKS, PALETTE, PARTS, RENDERED_MAPS, SOURCES,
                      DatasetError, DatasetLockedError, RunInfo, check_is_dataset_or_empty, check_out_dir,
                      check_same_run, class_palette, layout_files, palette_csv)
 from .locks import lock_fd, manifest_lock, runner_lock, unlock_fd
-from .manifest import (append_rows, disk_error, float_cell, json_cell, merge_parts_locked, read_rows,
+from .manifest import (append_rows, disk_error, float_cell, is_current_header, json_cell, merge_parts_locked, read_rows,
                        repair_torn_tail, rows_to_csv, write_manifest)
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,7 @@ class DatasetWriter:
         self.shard = shard
         self._stack = contextlib.ExitStack()
         self.done: set[int] = set()
+        self.agreement: dict[int, float | None] = {}    # label_agreement of the committed variants
         self.info: RunInfo | None = None
 
     @property
@@ -156,7 +159,7 @@ class DatasetWriter:
                 info.shards = {"n": self.shard[1]}
             tio.atomic_write_text(d / INFO, info.to_json())
             for sub in (IMAGES, MASKS) + ((LABEL_MAPS,) if info.class_names else ()) + \
-                    ((SOURCES,) if info.save_source else ()):
+                    ((SOURCES,) if info.save_source else ()) + ((RENDERED_MAPS,) if info.judge_sha256 else ()):
                 (d / sub).mkdir(exist_ok=True)
             if info.class_names:
                 tio.atomic_write_text(d / PALETTE, palette_csv(info.class_names))
@@ -167,6 +170,8 @@ class DatasetWriter:
                 (d / PARTS).mkdir(exist_ok=True)
             path = self.manifest_path
             repair_torn_tail(path)
+            if path.exists() and not is_current_header(path):     # an older version's manifest
+                write_manifest(path, read_rows(path))
             if not path.exists():     # header only: an empty dataset still reads as one
                 tio.atomic_write_text(path, rows_to_csv([], header=True))
             rows = read_rows(path)
@@ -175,19 +180,23 @@ class DatasetWriter:
             tio.fsync_dir(d)
         self.info = info
         self.done = {int(r["variant_index"]) for r in rows}
+        self.agreement = {int(r["variant_index"]): float(r["label_agreement"]) if r["label_agreement"] else None
+                          for r in rows}
 
     # -- per variant (worker threads) --
     def files_for(self, index: int) -> dict[str, str]:
-        return layout_files(index, self.info.class_names, self.info.save_source)
+        return layout_files(index, self.info.class_names, self.info.save_source, bool(self.info.judge_sha256))
 
-    def write_variant(self, rv) -> dict:
-        """Encode and atomically write all files of one rendered variant; return its manifest row.
+    def write_variant(self, rv, review: str = "pending") -> dict:
+        """Encode and atomically write all files of one rendered variant; return its manifest row
+        (with `review` as its status: the runner passes "rejected-auto" for variants a filter drops).
 
         On failure, files of this variant already written are removed (best effort) so that the
         directory holds no files without a row, and the error propagates.
         """
         info = self.info
         files = self.files_for(rv.index)
+        agreement = getattr(rv, "label_agreement", None)     # optional fields: only models with a judge
         written: list[Path] = []
         try:
             payload = [(files["file_name"], tio.encode_png(rv.image)),
@@ -201,6 +210,11 @@ class DatasetWriter:
                 if rv.source_image is None:
                     raise ValueError(f"variant {rv.index}: save_source is set but no source image was rendered")
                 payload.append((files["source_file"], tio.encode_png(rv.source_image)))
+            if files["rendered_map_file"]:
+                if getattr(rv, "rendered_map", None) is None:
+                    raise ValueError(f"variant {rv.index}: the model has a judge but no rendered map was made")
+                payload.append((files["rendered_map_file"],
+                                tio.encode_png(rv.rendered_map, class_palette(info.class_names))))
             for rel, data in payload:
                 tio.atomic_write_bytes(self.dir / rel, data)
                 written.append(self.dir / rel)
@@ -219,7 +233,8 @@ class DatasetWriter:
             "variant_index": str(int(rv.index)), "variant_seed": str(int(rv.seed)),
             "model_id": info.model_id, "model_sha256": info.model_sha256,
             "params": json_cell(rv.params), "locality": float_cell(rv.locality),
-            "review": "pending", "toolkit_version": info.toolkit_version,
+            "review": review, "toolkit_version": info.toolkit_version,
+            "label_agreement": "" if agreement is None else float_cell(agreement),
         }
 
     # -- runner thread --

@@ -151,8 +151,8 @@ class TruncatedBatchNorm(nn.Module):
         # differently): with it the per-sample path is bit-identical to the reference on CPU.
         x = (x - mean[:, None, None]) / torch.sqrt(var + self.eps)[:, None, None]
         c = self.num_features
-        p = cond.project(self.gain_bias, x.shape[-2:])     # [B, 2C, 1|h, 1|w]
-        return x * (p[:, :c] + 1) + p[:, c:]
+        # Per-sample affine as the reference; a label swap adds its delta where it touches.
+        return cond.modulate(x, self.gain_bias, lambda x_hat, p: x_hat * (p[:, :c] + 1) + p[:, c:])
 
 
 class SelfAttention(nn.Module):

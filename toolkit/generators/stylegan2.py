@@ -4,6 +4,16 @@ layout is the de-facto PyTorch format: submodule and parameter names here follow
 (`style.1.weight`, `input.input`, `conv1.conv.modulation.weight`, `convs.0.noise.weight`,
 `to_rgbs.0.bias`, `noises.noise_0`, …) so its `g_ema` state dicts load key by key
 (see `checkpoints.py`; its blur-kernel buffers are constants here and are checked, not stored).
+NVIDIA's stylegan2-ada-pytorch generators map onto the same modules (`formats/nvidia.py`); the
+config options they need: a class embedding (`c_dim`), z/embedding/mapping widths, `conv_clamp`.
+The layers themselves live in `stylegan2_layers.py`.
+
+Class-conditional models (`c_dim > 0`, NVIDIA's): the class vector c enters only the mapping,
+w = MLP([pixelnorm(z), pixelnorm(class_embed(c))]). `embed` returns one w per condition component,
+so a label swap has a w per class; at every style layer of the swapped stages the conv (and
+ToRGB) *outputs* computed with each class's styles are mixed per pixel with the swap weights
+resized to that layer. A uniform swap to class k therefore equals generation of class k; a soft
+mix is not generation with a mixed class vector (the mapping and the modulation are not linear).
 
 Pieces, in the generator contract:
 - `embed`: the mapping network, z → w (pixel norm, then `n_mlp` equalized-lr linear layers with
@@ -48,8 +58,9 @@ import torch.nn.functional as F
 from ..layers import Condition
 from ..masks import resize_weights
 from .base import Generator
+from .stylegan2_layers import (BLUR_TAPS, ConstantInput, EqualLinear, FusedLeakyReLU, ModulatedConv2d,  # noqa: F401
+                               NoiseInjection, PixelNorm, StyledConv, ToRGB, blur_kernel, upfirdn2d)
 
-BLUR_TAPS = (1, 3, 3, 1)     # the FIR filter of the reference, used for all up-sampling
 _TOL = 1e-5
 
 
@@ -61,6 +72,13 @@ class StyleGAN2Config:
     channel_multiplier: int = 2       # rosinality's width knob (2 = "config-f")
     lr_mlp: float = 0.01              # mapping lr multiplier (scales weights and biases at run time)
     channels: list[int] | None = None  # explicit widths at 4, 8, …, size; None = from the multiplier
+    # NVIDIA stylegan2-ada-pytorch options (defaults = rosinality's layout):
+    z_dim: int | None = None          # latent size when it differs from style_dim
+    c_dim: int = 0                    # classes (> 0: conditional; the class enters the mapping via `class_embed`)
+    embed_dim: int | None = None      # class-embedding width (None = style_dim)
+    mapping_dim: int | None = None    # hidden mapping width (None = style_dim)
+    conv_clamp: float | None = None   # clamp every conv and ToRGB output to ±conv_clamp (NVIDIA's conv_clamp)
+    class_names: list[str] | None = None
 
 
 def default_channels(size: int, channel_multiplier: int) -> list[int]:
@@ -73,125 +91,6 @@ def default_channels(size: int, channel_multiplier: int) -> list[int]:
             raise ValueError(f"StyleGAN2 default widths go up to 1024 px; pass explicit channels for {size}")
         out.append(table[r] * (channel_multiplier if r >= 64 else 1))
     return out
-
-
-def blur_kernel(scale: float = 1.0) -> torch.Tensor:
-    """The separable [1,3,3,1] filter as a normalised 4×4 kernel (×`scale`: 4 after ×2 zero-insertion,
-    which keeps the mean)."""
-    k = torch.tensor(BLUR_TAPS, dtype=torch.float32)
-    k = k[:, None] * k[None, :]
-    return k / k.sum() * scale
-
-
-def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, pad: tuple[int, int] = (0, 0)) -> torch.Tensor:
-    """Zero-insertion upsampling by `up`, padding (before, after) on both axes, then a per-channel
-    FIR filter (true convolution) — the reference's `upfirdn2d` with down=1, in plain PyTorch."""
-    n, c, h, w = x.shape
-    if up > 1:
-        x = F.pad(x[:, :, :, None, :, None], [0, up - 1, 0, 0, 0, up - 1]).reshape(n, c, h * up, w * up)
-    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
-    k = torch.flip(kernel, [0, 1]).to(x)[None, None].expand(c, 1, *kernel.shape)
-    return F.conv2d(x, k, groups=c)
-
-
-# -- layers (names follow the reference so state dicts map key by key) ---------------------------
-class PixelNorm(nn.Module):
-    def forward(self, x):
-        return x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + 1e-8)
-
-
-class EqualLinear(nn.Module):
-    """Equalized learning rate: weights are stored at unit scale and multiplied by
-    lr_mul/√fan_in at run time (bias by lr_mul), so the stored tensors are the reference's."""
-
-    def __init__(self, in_dim: int, out_dim: int, bias_init: float = 0.0, lr_mul: float = 1.0,
-                 activation: bool = False):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_dim, in_dim) / lr_mul)
-        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init)))
-        self.scale = lr_mul / math.sqrt(in_dim)
-        self.lr_mul = lr_mul
-        self.activation = activation
-
-    def forward(self, x):
-        out = F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
-        return F.leaky_relu(out, 0.2) * math.sqrt(2) if self.activation else out
-
-
-class FusedLeakyReLU(nn.Module):
-    """Bias, leaky ReLU (0.2), ×√2 — the reference's `activate` (its `bias` is the conv's bias)."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.bias = nn.Parameter(torch.zeros(channels))
-
-    def forward(self, x):
-        return F.leaky_relu(x + self.bias.view(1, -1, 1, 1), 0.2) * math.sqrt(2)
-
-
-class ModulatedConv2d(nn.Module):
-    """Conv whose input channels are scaled per sample by a style s = A(w) (bias init 1), with
-    optional demodulation (output channels rescaled to unit expected norm) and ×2 upsampling.
-
-    Computed as scale-input → shared conv → rescale-output, which equals the reference's
-    per-sample weight `(c·W·s) / sqrt(Σ(c·W·s)² + 1e-8)` but needs no grouped conv.
-    """
-
-    def __init__(self, in_ch: int, out_ch: int, k: int, style_dim: int, demodulate: bool = True,
-                 upsample: bool = False):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(1, out_ch, in_ch, k, k))
-        self.scale = 1 / math.sqrt(in_ch * k * k)
-        self.modulation = EqualLinear(style_dim, in_ch, bias_init=1)
-        self.demodulate, self.upsample, self.k = demodulate, upsample, k
-        if upsample:  # transposed conv (2H+1 px), then the blur with padding (1, 1) → exactly 2H px
-            self.register_buffer("blur", blur_kernel(4.0), persistent=False)
-
-    def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        """x `[N, in, H, W]`, s `[N, in]` (already modulated styles) → `[N, out, H', W']`."""
-        w = self.weight[0] * self.scale                              # [out, in, k, k]
-        x = x * s[:, :, None, None]
-        if self.upsample:
-            out = F.conv_transpose2d(x, w.transpose(0, 1), stride=2)
-            out = upfirdn2d(out, self.blur, pad=(1, 1))
-        else:
-            out = F.conv2d(x, w, padding=self.k // 2)
-        if self.demodulate:
-            d = torch.rsqrt(s.pow(2) @ w.pow(2).sum((2, 3)).t() + 1e-8)  # [N, out]
-            out = out * d[:, :, None, None]
-        return out
-
-
-class NoiseInjection(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.weight = nn.Parameter(torch.zeros(1))
-
-
-class StyledConv(nn.Module):
-    def __init__(self, in_ch, out_ch, style_dim, upsample=False):
-        super().__init__()
-        self.conv = ModulatedConv2d(in_ch, out_ch, 3, style_dim, upsample=upsample)
-        self.noise = NoiseInjection()
-        self.activate = FusedLeakyReLU(out_ch)
-
-
-class ToRGB(nn.Module):
-    def __init__(self, in_ch, style_dim, upsample=True):
-        super().__init__()
-        self.conv = ModulatedConv2d(in_ch, 3, 1, style_dim, demodulate=False)
-        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
-        if upsample:   # the skip: ×2 zero-insertion, pad (2, 1), blur
-            self.register_buffer("kernel", blur_kernel(4.0), persistent=False)
-
-    def upsample_skip(self, skip: torch.Tensor) -> torch.Tensor:
-        return upfirdn2d(skip, self.kernel, up=2, pad=(2, 1))
-
-
-class ConstantInput(nn.Module):
-    def __init__(self, channels: int):
-        super().__init__()
-        self.input = nn.Parameter(torch.randn(1, channels, 4, 4))
 
 
 # -- style mixing ----------------------------------------------------------------------------------
@@ -230,6 +129,16 @@ class _Mix:
     layers: frozenset
 
 
+@dataclass
+class _Plan:
+    """What every layer of one stem/stage call needs (built once per call, never stored)."""
+    w: torch.Tensor                   # [N, style_dim] base styles, truncated
+    mixes: list[_Mix]
+    b: int                            # leading rows that are variants
+    cond: Condition
+    swap_w: torch.Tensor | None       # [N, M-1, style_dim]: label-swap classes' ws (conditional models)
+
+
 class StyleGAN2Generator(Generator):
     architecture = "stylegan2"
     supports_truncation = True
@@ -244,9 +153,13 @@ class StyleGAN2Generator(Generator):
         ch = list(config.channels) if config.channels else default_channels(size, config.channel_multiplier)
         if len(ch) != log - 1:
             raise ValueError(f"channels must list one width per resolution 4…{size} ({log - 1} values), got {ch}")
-        sd = config.style_dim
-        self.style = nn.Sequential(PixelNorm(), *[EqualLinear(sd, sd, lr_mul=config.lr_mlp, activation=True)
-                                                  for _ in range(config.n_mlp)])
+        sd, zd, cd = config.style_dim, config.z_dim or config.style_dim, config.c_dim
+        ed = (config.embed_dim or sd) if cd else 0
+        feats = [zd + ed] + [config.mapping_dim or sd] * (config.n_mlp - 1) + [sd]
+        self.style = nn.Sequential(PixelNorm(), *[EqualLinear(feats[i], feats[i + 1], lr_mul=config.lr_mlp,
+                                                              activation=True) for i in range(config.n_mlp)])
+        if cd:   # NVIDIA's label embedding: linear, pixel-normalised, concatenated to the normalised z
+            self.class_embed = EqualLinear(cd, ed)
         self.input = ConstantInput(ch[0])
         self.conv1 = StyledConv(ch[0], ch[0], sd)
         self.to_rgb1 = ToRGB(ch[0], sd, upsample=False)
@@ -265,7 +178,10 @@ class StyleGAN2Generator(Generator):
 
         self.channels = ch
         self.n_latent = 2 * log - 2
-        self.z_dim, self.n_classes, self.class_names = sd, 0, []
+        self.z_dim, self.n_classes = zd, cd
+        self.class_names = list(config.class_names or [f"class {i}" for i in range(cd)])
+        if len(self.class_names) != cd:
+            raise ValueError(f"class_names lists {len(self.class_names)} names for c_dim={cd}")
         self.resolution, self.stem_resolution = size, 4
         self.stage_resolutions = [2 ** j for j in range(3, log + 1)]
         self.stage_names = [f"b{r}" for r in self.stage_resolutions]
@@ -284,13 +200,25 @@ class StyleGAN2Generator(Generator):
         return 4 if layer == 0 else (self.stage_resolutions + [self.resolution])[(layer - 1) // 2]
 
     # -- latents -----------------------------------------------------------------------------------
-    def mapping(self, z: torch.Tensor) -> torch.Tensor:
-        """z `[N, style_dim]` → w `[N, style_dim]`."""
-        return self.style(z)
+    def mapping(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """z `[N, z_dim]` (and class vectors c `[N, c_dim]` for conditional models) → w `[N, style_dim]`."""
+        x = self.style[0](z)
+        if self.n_classes:
+            if c is None or c.shape != (z.shape[0], self.n_classes):
+                raise ValueError(f"{self.name_for_errors} is class-conditional: mapping needs class vectors "
+                                 f"[{z.shape[0]}, {self.n_classes}]")
+            x = torch.cat([x, self.style[0](self.class_embed(c))], 1)
+        for layer in list(self.style)[1:]:
+            x = layer(x)
+        return x
 
     def embed(self, z: torch.Tensor, class_vectors: torch.Tensor) -> torch.Tensor:
-        w = self.mapping(z)
-        return w[:, None].expand(-1, class_vectors.shape[1], -1)   # [N, M, style_dim]
+        """`[N, M, style_dim]`: one w per condition component (per class for a label swap)."""
+        n, m = class_vectors.shape[:2]
+        if not self.n_classes:
+            return self.mapping(z)[:, None].expand(-1, m, -1)
+        w = self.mapping(z.repeat_interleave(m, 0), class_vectors.reshape(n * m, -1))
+        return w.view(n, m, -1)
 
     @torch.no_grad()
     def estimate_latent_avg(self, n: int = 4096, seed: int = 0) -> torch.Tensor:
@@ -298,7 +226,11 @@ class StyleGAN2Generator(Generator):
         For checkpoints without one; call it before sharing the model (it sets a buffer)."""
         g = torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.z_dim, generator=g).to(self.device, self.dtype)
-        avg = torch.cat([self.mapping(c) for c in z.split(1024)]).mean(0)
+        c = None
+        if self.n_classes:   # classes drawn uniformly, like the average NVIDIA tracks during training
+            c = F.one_hot(torch.randint(self.n_classes, (n,), generator=g), self.n_classes).to(z)
+        avg = torch.cat([self.mapping(zz, None if c is None else c[i:i + 1024])
+                         for i, zz in zip(range(0, n, 1024), z.split(1024))]).mean(0)
         self.latent_avg.copy_(avg)
         return avg
 
@@ -351,6 +283,9 @@ class StyleGAN2Generator(Generator):
         spec = cond.options.style_mix if cond.options is not None else None
         if spec is None:
             return []
+        if self.n_classes:
+            raise ValueError(f"{self.name_for_errors} is class-conditional: style_mix is not supported for "
+                             "conditional StyleGAN2 models yet (use label swap or blending)")
         specs = [spec] if isinstance(spec, StyleMix) else list(spec)
         b = cond.variants or cond.vectors.shape[0]
         dev, dt = cond.vectors.device, cond.vectors.dtype
@@ -394,15 +329,22 @@ class StyleGAN2Generator(Generator):
                                      f"({self.layer_names[l]}); make masks of overlapping layer ranges disjoint")
         return out
 
-    def _styled(self, conv: ModulatedConv2d, layer: int, x: torch.Tensor, w: torch.Tensor,
-                mixes: list[_Mix], b: int) -> torch.Tensor:
-        """`conv(x)` with style layer `layer`; mixes replace (mask None) or blend the conv outputs of
-        the first b rows (the variants) with those for the other latents' styles."""
+    def _styled(self, conv: ModulatedConv2d, layer: int, x: torch.Tensor, plan: "_Plan") -> torch.Tensor:
+        """`conv(x)` with style layer `layer`. A label swap mixes, per pixel, the outputs for each
+        class's w (the swap weights resized to this layer); then style mixes replace (mask None) or
+        blend the outputs of the first b rows (the variants) with those for other latents' styles."""
+        w, mixes, b = plan.w, plan.mixes, plan.b
         active = [m for m in mixes if layer in m.layers]
         if len(active) == 1 and active[0].mask is None:       # ordinary style mixing: swap the style
             w = torch.cat([active[0].w, w[b:]])
             active = []
         out = conv(x, conv.modulation(w))
+        if plan.swap_w is not None:
+            a = plan.cond.weights_at(tuple(out.shape[-2:]))                       # [N, M, h, w]
+            mixed = out * a[:, :1]
+            for k in range(plan.swap_w.shape[1]):
+                mixed = mixed + a[:, k + 1:k + 2] * conv(x, conv.modulation(plan.swap_w[:, k]))
+            out = mixed
         if not active:
             return out
         size = tuple(out.shape[-2:])
@@ -415,29 +357,36 @@ class StyleGAN2Generator(Generator):
         return torch.cat([keep * src + acc, out[b:]])
 
     # -- the pieces the engine runs -----------------------------------------------------------------
-    def _plan(self, cond: Condition):
+    def _plan(self, cond: Condition) -> "_Plan":
         w = self._truncate(cond.base, cond.truncation)
-        return w, self._mixes(cond), cond.variants or w.shape[0]
+        swap_w = None
+        if cond.spatial and self.n_classes:   # the other classes' ws, truncated like the base one
+            swap_w = self._truncate(cond.vectors[:, 1:], cond.truncation)
+        return _Plan(w, self._mixes(cond), cond.variants or w.shape[0], cond, swap_w)
 
-    def _conv_block(self, block: StyledConv, layer: int, noise_i: int, x, w, mixes, b, cond):
-        out = self._styled(block.conv, layer, x, w, mixes, b)
-        out = out + block.noise.weight * self._noise(noise_i, out, cond)
-        return block.activate(out)
+    def _clamp(self, t: torch.Tensor) -> torch.Tensor:
+        c = self.config.conv_clamp
+        return t if c is None else t.clamp(-float(c), float(c))
+
+    def _conv_block(self, block: StyledConv, layer: int, noise_i: int, x, plan: "_Plan"):
+        out = self._styled(block.conv, layer, x, plan)
+        out = out + block.noise.weight * self._noise(noise_i, out, plan.cond)
+        return self._clamp(block.activate(out))
 
     def stem(self, z: torch.Tensor, cond: Condition):
-        w, mixes, b = self._plan(cond)
+        plan = self._plan(cond)
         x = self.input.input.expand(z.shape[0], -1, -1, -1)
-        x = self._conv_block(self.conv1, 0, 0, x, w, mixes, b, cond)       # [N, C4, 4, 4]
-        skip = self._styled(self.to_rgb1.conv, 1, x, w, mixes, b) + self.to_rgb1.bias
+        x = self._conv_block(self.conv1, 0, 0, x, plan)       # [N, C4, 4, 4]
+        skip = self._clamp(self._styled(self.to_rgb1.conv, 1, x, plan) + self.to_rgb1.bias)
         return x, skip
 
     def stage(self, i: int, h, cond: Condition):
         x, skip = h
-        w, mixes, b = self._plan(cond)
-        x = self._conv_block(self.convs[2 * i], 2 * i + 1, 2 * i + 1, x, w, mixes, b, cond)
-        x = self._conv_block(self.convs[2 * i + 1], 2 * i + 2, 2 * i + 2, x, w, mixes, b, cond)
+        plan = self._plan(cond)
+        x = self._conv_block(self.convs[2 * i], 2 * i + 1, 2 * i + 1, x, plan)
+        x = self._conv_block(self.convs[2 * i + 1], 2 * i + 2, 2 * i + 2, x, plan)
         rgb = self.to_rgbs[i]
-        skip = self._styled(rgb.conv, 2 * i + 3, x, w, mixes, b) + rgb.bias + rgb.upsample_skip(skip)
+        skip = self._clamp(self._styled(rgb.conv, 2 * i + 3, x, plan) + rgb.bias) + rgb.upsample_skip(skip)
         return x, skip
 
     def head(self, h) -> torch.Tensor:
@@ -461,7 +410,7 @@ def randomize(gen: StyleGAN2Generator, seed: int) -> StyleGAN2Generator:
             p.copy_(0.1 + 0.1 * torch.rand(p.shape, generator=g))
         elif name.endswith("bias"):
             p.copy_(0.1 * torch.randn(p.shape, generator=g))
-        elif name.startswith("style."):
+        elif name.startswith("style."):   # stored at 1/lr_mlp scale
             p.copy_(torch.randn(p.shape, generator=g) / gen.config.lr_mlp)
         else:
             p.copy_(torch.randn(p.shape, generator=g))

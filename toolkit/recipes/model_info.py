@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .. import zoo
 from ..checkpoints import (BIGGAN_CONFIG, CheckpointError, FORMAT_TAG, _strip_prefix, biggan_config_from_json,
                            sngan_config_from_chainer)
-from ..data import dogs_and_cats_names, imagenet_names
+from ..data import dogs_and_cats_names
 from ..generators import ARCHITECTURES
 from ..generators.base import Generator
 
@@ -54,23 +55,13 @@ class ModelInfo:
 
 
 def info_from_config(architecture: str, cfg, ref: str, name: str | None = None) -> ModelInfo:
-    """The facts each architecture derives from its config (kept equal to the built generators by
-    tests/test_recipes_spec.py::test_model_info_without_weights_matches_the_built_generator)."""
-    name = name or ref
-    if architecture == "sngan":
-        n = len(cfg.channels) - 1
-        names = cfg.class_names or [f"class {i}" for i in range(cfg.n_classes)]
-        return ModelInfo(ref, name, architecture, cfg.n_classes, tuple(names), n, cfg.bottom_width * 2 ** n, False)
-    if architecture == "dcgan":
-        return ModelInfo(ref, name, architecture, 0, (), 3, 64, False)
-    if architecture == "stylegan2":
-        n = int(cfg.size).bit_length() - 3         # stages at 8, 16, …, size
-        return ModelInfo(ref, name, architecture, 0, (), n, int(cfg.size), True)
-    if architecture == "biggan":
-        names = cfg.class_names or (imagenet_names() if cfg.n_classes == 1000 else
-                                    [f"class {i}" for i in range(cfg.n_classes)])
-        return ModelInfo(ref, name, architecture, cfg.n_classes, tuple(names), len(cfg.layers), cfg.resolution, True)
-    raise CheckpointError(f"{ref}: unknown architecture {architecture!r}")
+    """The facts of an architecture + config, read off the generator built on the `meta` device:
+    no weights, no memory, and no second copy of each architecture's stage arithmetic."""
+    if architecture not in ARCHITECTURES:
+        raise CheckpointError(f"{ref}: unknown architecture {architecture!r}")
+    with torch.device("meta"):
+        gen = ARCHITECTURES[architecture][0](cfg)
+    return info_from_generator(gen, ref, name)
 
 
 def info_from_generator(gen, ref: str | None = None, name: str | None = None) -> ModelInfo:

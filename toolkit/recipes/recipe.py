@@ -50,6 +50,11 @@ class Recipe:
     masks: dict = field(repr=False, compare=False, default_factory=dict)   # rel path -> (float array, sha256)
     rasters: RasterCache = field(repr=False, compare=False, default_factory=RasterCache)
 
+    @property
+    def min_label_agreement(self) -> float | None:
+        """`filter.min_label_agreement`, or None when the recipe keeps every variant."""
+        return (self.data.get("filter") or {}).get("min_label_agreement")
+
     def variant(self, i: int) -> Variant:
         """Variant i: a pure function of (this recipe, its seed, i)."""
         if self.info is None:
@@ -229,6 +234,10 @@ def check_model_rules(data: dict, info: ModelInfo, problems: list) -> None:
                 problems.append((path + sub, str(e)))
 
     src = data["source"]
+    if "filter" in data and not (info.n_classes and info.ref in zoo.ZOO and zoo.ZOO[info.ref].judge is not None):
+        judged = [n for n, e in zoo.ZOO.items() if e.judge is not None]
+        problems.append((("filter", "min_label_agreement"), f"model {info.name} has no judge to measure label "
+                         f"agreement with (models with one: {', '.join(judged) or 'none'}): remove `filter`"))
     if info.n_classes:
         check_classes(src["classes"], ("source", "classes"))
     elif "classes" in src:

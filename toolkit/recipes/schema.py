@@ -103,8 +103,16 @@ BLOB = obj({"blob": obj({
                      default={"range": [0.25, 0.25, 0.75, 0.75]}, **_x("[x, y] or {range: [x0, y0, x1, y1]}")),
 }, description="A smooth random outline: diameter drawn from `size`, centre from `center`."), **_common()},
     ["blob"], **_x("{blob: {size: [low, high]}}"))
-_REGION_KINDS = [SHAPE_RECT, SHAPE_ELLIPSE, SHAPE_POLY, MASK_FILE, BLOB]
-_REGION_WHAT = "a region: {shape: rectangle|ellipse|polygon, ...}, {mask: file.png} or {blob: {...}}"
+PART_NAME = any_of(string(), num(0, integer=True), **_x("a part name or id"))
+PART_SPEC = any_of(PART_NAME, seq(PART_NAME, 1), **_x("a part name or id, or a list of them"))
+PART = obj({"part": PART_SPEC,
+            "grow": num(0, 64, integer=True, default=0, description="Dilate the part's pixels by this many pixels"),
+            "feather": num(0, 0.5, default=0.0)}, ["part"],
+           description="The source's own pixels of these parts (its part map: the recipe's `parts` file or the "
+                       "part model shipped for the model), so the region follows every sample.",
+           **_x("{part: eyes_mouth} or {part: [skin, 3]}"))
+_REGION_KINDS = [SHAPE_RECT, SHAPE_ELLIPSE, SHAPE_POLY, MASK_FILE, BLOB, PART]
+_REGION_WHAT = "a region: {shape: rectangle|ellipse|polygon, ...}, {mask: file.png}, {blob: {...}} or {part: name}"
 REGION_ONE = any_of(*_REGION_KINDS, **_x(_REGION_WHAT))
 REGION = any_of(*_REGION_KINDS, obj({"choice": seq(REGION_ONE, 1)}, ["choice"], **_x("{choice: [region, ...]}")),
                 description="Where the edit applies, in relative coordinates (0..1, x right, y down).",
@@ -135,6 +143,12 @@ BLEND = obj({
         "seed": rand(num(0, MAX_SEED, integer=True), default={"range": DEFAULT_REFERENCE_SEEDS}),
         "class": any_of(CLASS, CLASS_CHOICE, description="Reference class (default 'source': the variant's own class)",
                         **_x("'source', a class, or {choice: [class or 'source', ...]}")),
+        "match": any_of(PART_SPEC, description="Pick, per variant, the candidate reference that fits the source "
+                        "best around these parts (part-mask IoU minus a colour penalty in a ring around them; "
+                        "docs/PARTS.md)", **_x("a part name or id, or a list of them")),
+        "candidates": num(2, 256, integer=True,
+                          description="With `match`: how many candidate seeds (drawn from `seed`) are compared "
+                                      "(default 16)"),
     }, description="Which image the features come from: its latent seed and (conditional models) its class.",
         default={"seed": {"range": DEFAULT_REFERENCE_SEEDS}}),
     "region": REGION,
@@ -169,8 +183,17 @@ RECIPE_BODY = obj({
                              description="Projection preset for `images` (default: 300+200 steps, fast: 150+100)"),
     }, description="How source images are drawn: the class (uniform over `classes`), and truncation where the "
                    "model has it.", default={}),
+    "parts": string(description="Part model file (python -m toolkit parts) for {part: ...} regions and matched "
+                             "references, relative to the recipe's folder (default: the one shipped for the model)"),
     "edits": seq(EDIT, 1, description="Applied together in one render, in order (later regions cover earlier ones).",
                  **_x("a list of 1+ edits ({label_swap: ...} or {blend: ...})")),
+    "filter": obj({
+        "min_label_agreement": num(0, 1, description="Keep variants whose label_agreement (the share of label-map "
+                                   "pixels the model's judge confirms) is at least this; the others are written as "
+                                   "review: rejected-auto and the run renders more (up to 10 × count indices) until "
+                                   "`count` variants pass. Needs a model with a judge (terrain64)."),
+    }, ["min_label_agreement"], description="Which rendered variants count toward `count`.",
+        **_x("{min_label_agreement: a number in [0, 1]}")),
     "output": obj({
         "label": string(description="Label for unconditional models (default: the recipe name)"),
         "save_source": {"type": "boolean", "default": True,

@@ -18,7 +18,7 @@ from typing import Union
 
 import numpy as np
 
-from ..masks import Ellipse, MaskImage, Polygon, Region, random_blob_points, transform_points
+from ..masks import Ellipse, MaskImage, PartRegion, Polygon, Region, random_blob_points, transform_points
 from ..sampling import derive_seed
 from .model_info import ModelInfo
 from .schema import BLEND_PRESETS
@@ -46,6 +46,10 @@ class Reference:
     seed: int
     class_name: str | None = None
     class_id: int | None = None
+    match: tuple = ()                   # parts to match on (empty: the seed is used as drawn)
+    candidates: tuple[int, ...] = ()    # seeds still to compare; empty once the pipeline has chosen
+    score: tuple = ()                   # (score, iou, colour) of the chosen candidate, once chosen
+    n_candidates: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,10 @@ class Variant:
                 ref: dict = {"seed": e.reference.seed}
                 if e.reference.class_id is not None:
                     ref.update({"class": e.reference.class_name, "class_id": e.reference.class_id})
+                if e.reference.match:
+                    ref["match"] = {"part": list(e.reference.match), "candidates": e.reference.n_candidates}
+                    if e.reference.score:
+                        ref["match"].update(zip(("score", "iou", "colour"), e.reference.score))
                 edits.append({"blend": {"reference": ref, "strength": list(e.strength),
                                         "region": region_to_dict(e.region)}})
         return {"source": src, "edits": edits}
@@ -111,7 +119,10 @@ class Variant:
                                                region_from_dict(d["region"])))
                 elif kind == "blend":
                     r = d["reference"]
-                    edits.append(BlendEdit(Reference(int(r["seed"]), r.get("class"), _opt_int(r.get("class_id"))),
+                    m = r.get("match") or {}
+                    score = tuple(float(m[k]) for k in ("score", "iou", "colour") if k in m)
+                    edits.append(BlendEdit(Reference(int(r["seed"]), r.get("class"), _opt_int(r.get("class_id")),
+                                                     tuple(m.get("part", ())), (), score, int(m.get("candidates", 0))),
                                            tuple(float(x) for x in d["strength"]), region_from_dict(d["region"])))
                 else:
                     raise ValueError(f"unknown edit kind {kind!r}")
@@ -130,7 +141,9 @@ def _opt_float(v):
 
 
 def region_to_dict(r: Region) -> dict:
-    if isinstance(r, Ellipse):
+    if isinstance(r, PartRegion):
+        d = {"part": list(r.parts), "grow": r.grow}
+    elif isinstance(r, Ellipse):
         d = {"shape": "ellipse", "center": list(r.center), "size": list(r.size), "angle": r.angle}
     elif isinstance(r, Polygon):
         d = {"shape": "polygon", "points": [list(p) for p in r.points]}
@@ -143,6 +156,8 @@ def region_to_dict(r: Region) -> dict:
 
 def region_from_dict(d: dict) -> Region:
     f = float(d.get("feather", 0.0))
+    if "part" in d:
+        return PartRegion(tuple(d["part"]), int(d.get("grow", 0)), f)
     if "mask" in d:
         tx, ty = d.get("translate", (0.0, 0.0))
         return MaskImage(str(d["mask"]), (float(tx), float(ty)), float(d.get("scale", 1.0)),
@@ -178,13 +193,17 @@ def _draw(spec, rng: np.random.Generator, integer=False):
 
 def region_is_fixed(spec: dict) -> bool:
     """True when a region spec draws nothing (no choice, blob or jitter): every variant has the same."""
-    return not ("choice" in spec or "blob" in spec or spec.get("jitter"))
+    return not ("choice" in spec or "blob" in spec or "part" in spec or spec.get("jitter"))
 
 
 def concrete_region(spec: dict, rng: np.random.Generator) -> Region:
     """Draw a region's random parts (choice, blob, jitter) → a concrete region."""
     if "choice" in spec:
         spec = spec["choice"][int(rng.integers(len(spec["choice"])))]
+    if "part" in spec:     # follows the source: nothing to draw here (resolved when the source is rendered)
+        p = spec["part"]
+        return PartRegion(tuple(p) if isinstance(p, list) else (p,), int(spec.get("grow", 0)),
+                          float(spec.get("feather", 0.0)))
     jit = spec.get("jitter") or {}
     # Always draw the jitter numbers (even when not asked for) so streams stay aligned.
     t = jit.get("translate", 0.0)
@@ -299,6 +318,12 @@ def expand(data: dict, info: ModelInfo, base_seed: int, i: int) -> Variant:
                 rid = cid if c == "source" else info.class_id(c)
                 rname = info.class_names[rid]
             strength = _blend_strength(spec["strength"], spec.get("points"), rng, info.n_blend_points)
-            edits.append(BlendEdit(Reference(rseed, rname, rid), strength, concrete_region(spec["region"], rng)))
+            match, cands = (), ()
+            if ref.get("match") is not None:    # candidates from their own stream: other draws stay as they were
+                m, crng = ref["match"], _rng(base_seed, i, "match", j)
+                match = tuple(m) if isinstance(m, list) else (m,)
+                cands = tuple(int(_draw(ref["seed"], crng, integer=True)) for _ in range(int(ref.get("candidates", 16))))
+            edits.append(BlendEdit(Reference(rseed, rname, rid, match, cands, (), len(cands)), strength,
+                                   concrete_region(spec["region"], rng)))
     return Variant(i, source, tuple(edits))
 

@@ -17,32 +17,25 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .materials import CLASSES, read_manifest
+
 UPRIGHT_CLASSES = {"sky"}          # classes with an up direction: left-right mirroring only
-IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 
 
 class MaterialCrops:
-    """Random crops from `DIR/manifest.csv` (see `materials.py`) or, without a manifest, from an
-    image folder `DIR/<class>/*.jpg` (windows of `size`…`2·size` pixels)."""
+    """Random texture crops from a materials build (`DIR/manifest.csv`, see `materials.py`):
+    each source has its own range of crop windows, and a train/held-out split."""
 
     def __init__(self, data_dir: str | os.PathLike, split: str | None = "train", size: int = 64,
                  class_names: list[str] | None = None):
         root = Path(data_dir)
         self.size = size
-        if (root / "manifest.csv").exists():
-            from .materials import CLASSES, read_manifest
-            rows = [r for r in read_manifest(root) if split is None or r.get("split", "train") == split]
-            entries = [(root / r["file"], r["class"], int(r["window_min"]), int(r["window_max"])) for r in rows]
-            order = CLASSES
-        else:
-            entries = [(p, d.name, None, None) for d in sorted(root.iterdir()) if d.is_dir()
-                       for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_EXTS]
-            order = sorted({e[1] for e in entries})
+        rows = [r for r in read_manifest(root) if split is None or r.get("split", "train") == split]
+        entries = [(root / r["file"], r["class"], int(r["window_min"]), int(r["window_max"])) for r in rows]
         if not entries:
-            raise ValueError(f"{root}: no training images for split {split!r} (expected manifest.csv "
-                             "or class sub-folders of .jpg/.png files)")
+            raise ValueError(f"{root}/manifest.csv: no training images for split {split!r}")
         present = {e[1] for e in entries}
-        self.class_names = list(class_names) if class_names else [c for c in order if c in present]
+        self.class_names = list(class_names) if class_names else [c for c in CLASSES if c in present]
         missing = [c for c in self.class_names if c not in present]
         if missing:
             raise ValueError(f"{root}: no images of class(es) {missing} in split {split!r}")
@@ -55,8 +48,7 @@ class MaterialCrops:
             side = min(im.shape[1:])
             if side < size:
                 raise ValueError(f"{path}: {side} px is smaller than the crop size {size}")
-            lo = lo or size
-            hi = min(hi or 2 * size, side)
+            hi = min(hi, side)
             k = self.class_names.index(cls)
             self.images[k].append(im)
             self.windows[k].append((min(lo, side), hi))

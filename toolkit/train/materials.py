@@ -297,12 +297,14 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--work", default=None, help="where the .deb and public.zip go (default: OUT/_download)")
     b.add_argument("--deb", default=None, help="use this 0ad-data .deb instead of downloading it")
     b.add_argument("--zip", default=None, help="use this public.zip instead of the package")
+    b.add_argument("--quality", type=int, default=92, help="JPEG quality of the compact copy (default 92, "
+                   "55 MB; 80 makes a copy small enough to travel to a GPU machine with the repository)")
     args = p.parse_args(argv)
     out = Path(args.out)
     work = Path(args.work) if args.work else out / "_download"
     work.mkdir(parents=True, exist_ok=True)
     zip_path = Path(args.zip) if args.zip else extract_zip(Path(args.deb) if args.deb else fetch_deb(work), work)
-    rows = build_from_zip(zip_path, out)
+    rows = build_from_zip(zip_path, out, quality=args.quality)
     counts = {c: sum(r["class"] == c for r in rows) for c in CLASSES}
     print(f"wrote {len(rows)} sources to {out}: " + ", ".join(f"{c} {n}" for c, n in counts.items()))
     return 0

@@ -27,6 +27,9 @@ class Job:
     started: float = field(default_factory=time.time)
     done: int = 0
     total: int = 0
+    first_done: int | None = None          # variants already done when the runner began (resume)
+    began_at: float | None = None          # when the runner reported its first progress
+    finished_at: float | None = None
     summary: BatchSummary | None = None
     error: str | None = None
     stop: threading.Event = field(default_factory=threading.Event)
@@ -41,6 +44,36 @@ class Job:
     def fraction(self) -> float:
         return self.done / self.total if self.total else 0.0
 
+    @property
+    def stopping(self) -> bool:
+        return self.running and self.stop.is_set()
+
+    @property
+    def rate(self) -> float | None:
+        """Variants per second since the runner began (resumed ones not counted); None before any."""
+        if self.began_at is None or self.first_done is None:
+            return None
+        n = self.done - self.first_done
+        dt = (self.finished_at or time.time()) - self.began_at
+        return n / dt if n > 0 and dt > 0 else None
+
+    @property
+    def eta_s(self) -> float | None:
+        r = self.rate
+        return (self.total - self.done) / r if r and self.running else None
+
+    def progress_text(self) -> str:
+        """'12 / 40 · 3.1 images/s · ETA 0:09' (as far as known)."""
+        parts = [f"{self.done} / {self.total or self.count}"]
+        if self.rate:
+            parts.append(f"{self.rate:.1f} images/s")
+        if self.eta_s is not None:
+            m, s = divmod(int(round(self.eta_s)), 60)
+            parts.append(f"ETA {m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"ETA {m}:{s:02d}")
+        if self.stopping:
+            parts.append("stopping after the batch in flight…")
+        return " · ".join(parts)
+
 
 _JOBS: dict[str, Job] = {}
 _LOCK = threading.Lock()
@@ -48,6 +81,26 @@ _LOCK = threading.Lock()
 
 def get(out_dir: str | Path) -> Job | None:
     return _JOBS.get(str(Path(out_dir).resolve()))
+
+
+def dismiss(out_dir: str | Path) -> bool:
+    """Forget a finished run (its dataset stays on disk); a running one is kept."""
+    with _LOCK:
+        job = _JOBS.get(str(Path(out_dir).resolve()))
+        if job is None or job.running:
+            return False
+        del _JOBS[str(job.out_dir)]
+        return True
+
+
+def latest_images(out_dir: Path, n: int = 8) -> list[Path]:
+    """The newest finished images of a run (highest variant indices), for a live contact sheet.
+    Only files the layout names (`images/NNNNNN.png`) are listed; temp files are hidden ones."""
+    d = Path(out_dir) / "images"
+    if not d.is_dir():
+        return []
+    names = sorted(p.name for p in d.iterdir() if len(p.name) == 10 and p.name[:6].isdigit() and p.suffix == ".png")
+    return [d / name for name in names[-n:]]
 
 
 def all_jobs() -> list[Job]:
@@ -61,8 +114,14 @@ def start(recipe: str | Path, out_dir: str | Path, *, count: int, device: str = 
     failed before it began (e.g. DatasetLockedError: another runner holds the directory)."""
     out = Path(out_dir).resolve()
     job = Job(out, str(recipe), int(count), device, int(batch_size))
+    previous = get(out)
+    if previous is not None and previous.stopping:
+        # "Start" right after "Stop": let our own runner finish its batch and release the lock.
+        previous.thread.join(wait_s)
 
     def progress(done: int, total: int) -> None:
+        if job.first_done is None:
+            job.first_done, job.began_at = done, time.time()
         job.done, job.total = done, total
         job.began.set()
 
@@ -74,6 +133,7 @@ def start(recipe: str | Path, out_dir: str | Path, *, count: int, device: str = 
         except Exception as e:  # shown on the page; the thread must not die with a traceback
             job.error = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
         finally:
+            job.finished_at = time.time()
             job.began.set()
 
     job.thread = threading.Thread(target=target, name=f"nct-batch-{out.name}", daemon=True)

@@ -45,6 +45,13 @@ class Randomise:
             r["feather"] = float(self.feather)
         return r
 
+    def part_region(self, parts: list[str], grow: int = 1) -> dict:
+        """A `{part: ...}` region (the app's Parts mode): it follows each source, so no jitter."""
+        r: dict = {"part": list(parts), "grow": int(grow)}
+        if self.feather > 0:
+            r["feather"] = float(self.feather)
+        return r
+
 
 class EmptyDrawing(ValueError):
     pass
@@ -82,19 +89,25 @@ def preview_variants(recipe: Recipe, strengths: tuple[float, ...] | None = None)
 
 def swap_recipe(model: str, source_class: str, targets: list[str], weights: np.ndarray,
                 stages: tuple[int, int], strength: float, rnd: Randomise | None = None,
-                count: int = 16, seed: int = 0, source_seed: int | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+                count: int = 16, seed: int = 0, source_seed: int | None = None,
+                parts: dict[int, list[str]] | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     """One `label_swap` edit per target class with a drawn region; masks keyed `swap<k>`.
-    `source_seed`: the page's source, pinned as variant 0's."""
-    rnd = rnd or Randomise()
+    `source_seed`: the page's source, pinned as variant 0's. `parts`: {target index: part names}
+    for targets whose region is parts of the source (the Parts mode) instead of the drawing."""
+    rnd, parts = rnd or Randomise(), parts or {}
     edits, masks = [], {}
     for k, (cls, w) in enumerate(zip(targets, weights)):
-        if float(w.max()) <= 0:
+        if k not in parts and float(w.max()) <= 0:
             continue
         key = f"swap{k}"
-        masks[key] = np.clip(w, 0, 1).astype(np.float32)
+        if k in parts:
+            region = rnd.part_region(parts[k])
+        else:
+            masks[key] = np.clip(w, 0, 1).astype(np.float32)
+            region = rnd.region(key)
         extra = [c for c in rnd.extra_classes if c != cls]
         to = {"choice": [cls] + extra} if extra else cls
-        edits.append({"label_swap": {"to": to, "region": rnd.region(key),
+        edits.append({"label_swap": {"to": to, "region": region,
                                      "stages": [int(stages[0]), int(stages[1])], "strength": float(strength)}})
     if not edits:
         raise EmptyDrawing("nothing is drawn: paint a region for at least one target class first")
@@ -107,19 +120,25 @@ def swap_recipe(model: str, source_class: str, targets: list[str], weights: np.n
 
 def blend_recipe(model: str, references: list[dict], masks_in: np.ndarray, strength: list[float],
                  rnd: Randomise | None = None, source_class: str | None = None, label: str | None = None,
-                 count: int = 16, seed: int = 0, source_seed: int | None = None) -> tuple[dict, dict[str, np.ndarray]]:
-    """One `blend` edit per reference with a region; `references` are `{"seed": s, "class": c|None}`."""
-    rnd = rnd or Randomise()
+                 count: int = 16, seed: int = 0, source_seed: int | None = None,
+                 parts: dict[int, list[str]] | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """One `blend` edit per reference with a region; `references` are `{"seed": s, "class": c|None}`.
+    `parts`: {reference index: part names} for references whose region is parts of the source."""
+    rnd, parts = rnd or Randomise(), parts or {}
     edits, masks = [], {}
     for j, (ref, m) in enumerate(zip(references, masks_in)):
-        if float(m.max()) <= 0:
+        if j not in parts and float(m.max()) <= 0:
             continue
         key = f"ref{j}"
-        masks[key] = np.clip(m, 0, 1).astype(np.float32)
+        if j in parts:
+            region = rnd.part_region(parts[j])
+        else:
+            masks[key] = np.clip(m, 0, 1).astype(np.float32)
+            region = rnd.region(key)
         r: dict = {"seed": {"range": [0, 1_000_000]} if rnd.random_reference_seeds else int(ref["seed"])}
         if ref.get("class") is not None:
             r["class"] = ref["class"]
-        edits.append({"blend": {"reference": r, "region": rnd.region(key),
+        edits.append({"blend": {"reference": r, "region": region,
                                 "strength": [float(s) for s in strength]}})
     if not edits:
         raise EmptyDrawing("nothing is drawn: paint a region for at least one reference first")

@@ -18,12 +18,14 @@ import torch
 from PIL import Image
 
 from .. import load_generator, recipes, render, sample_latents
+from ..dataset import class_palette
 from ..images import to_uint8
+from ..io import encode_png
 from ..pipeline import render_variants
 from ..zoo import ZOO
 from .recipe_builder import EmptyDrawing, Randomise, preview_recipe, preview_variants
 from .strokes import MaskError, hex_to_rgb, mask_from_upload
-from .workspace import recipes_dir
+from .workspace import user_recipes_dir
 
 log = logging.getLogger(__name__)
 
@@ -124,18 +126,33 @@ def render_plain(key: str, dev: str, seeds: tuple[int, ...], classes: tuple[int,
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def render_edit(key: str, dev: str, data_json: str, masks: dict[str, np.ndarray],
-                strengths: tuple[float, ...] | None = None) -> list[np.ndarray]:
+                strengths: tuple[float, ...] | None = None) -> list[tuple]:
     """Variant 0 of the recipe the page would save (`recipe_builder.preview_recipe`), rendered by
-    the batch runner's pipeline; with `strengths`, one image per strength (a morph strip)."""
+    the batch runner's pipeline, as (image, mask, label map or None); with `strengths`, one per
+    strength (a morph strip)."""
     gen = get_generator(key, dev)
     rec = preview_recipe(json.loads(data_json), masks, gen)
-    return [rv.image for rv in render_variants(gen, rec, preview_variants(rec, strengths))]
+    return [(rv.image, rv.mask, rv.label_map) for rv in render_variants(gen, rec, preview_variants(rec, strengths))]
 
 
 def preview(key: str, dev: str, built: tuple[dict, dict[str, np.ndarray]],
             strengths: tuple[float, ...] | None = None) -> list[np.ndarray]:
     data, masks = built
-    return render_edit(key, dev, json.dumps(data, sort_keys=True), masks, strengths)
+    return [t[0] for t in render_edit(key, dev, json.dumps(data, sort_keys=True), masks, strengths)]
+
+
+def download_result(key: str, dev: str, built: tuple[dict, dict[str, np.ndarray]], stem: str, prefix: str) -> None:
+    """Download buttons for the previewed result: the image, its edit mask and (conditional models)
+    its label map, as the batch runner would write them (same encoder, same palette)."""
+    data, masks = built
+    image, mask, label_map = render_edit(key, dev, json.dumps(data, sort_keys=True), masks, None)[0]
+    gen = get_generator(key, dev)
+    files = [("result", image, None), ("mask", mask, None)]
+    if label_map is not None:
+        files.append(("label map", label_map, class_palette(gen.class_names)))
+    for col, (what, arr, palette) in zip(st.columns(len(files)), files):
+        col.download_button(f"Download {what}", encode_png(arr, palette), file_name=f"{stem}-{what.replace(' ', '_')}.png",
+                            mime="image/png", key=f"{prefix}_download_{what.replace(' ', '_')}")
 
 
 # -- small widgets ---------------------------------------------------------------------------------
@@ -163,8 +180,11 @@ def _escape(s: str) -> str:
 
 
 def seed_grid(key: str, dev: str, classes: int | None, target_state: str, label: str, n: int = 8) -> None:
-    """A row of `n` seeds from the sidebar's grid start; 'use' writes the seed into `target_state`."""
-    start = int(st.session_state.get("grid_start", 0))
+    """A row of `n` seeds; 'use' writes the seed into `target_state`. Each grid pages on its own
+    (earlier/later), starting at the sidebar's grid start."""
+    page_key = f"{target_state}_grid_start"
+    st.session_state.setdefault(page_key, int(st.session_state.get("grid_start", 0)))
+    start = int(st.session_state[page_key])
     seeds = tuple(range(start, start + n))
     imgs = render_plain(key, dev, seeds, None if classes is None else (classes,) * n)
     cols = st.columns(n)
@@ -173,6 +193,11 @@ def seed_grid(key: str, dev: str, classes: int | None, target_state: str, label:
             st.image(Image.fromarray(im).resize((96, 96), Image.NEAREST), caption=f"seed {s}", output_format="PNG")
             st.button("use", key=f"{target_state}_grid_{s}", help=f"{label}: seed {s}",
                       on_click=_set_state, args=(target_state, s))
+    p1, p2, _ = st.columns([1, 1, 6])
+    p1.button(f"◀ seeds {max(0, start - n)}–{max(0, start - n) + n - 1}", key=f"{page_key}_prev", disabled=start == 0,
+              on_click=_set_state, args=(page_key, max(0, start - n)))
+    p2.button(f"seeds {start + n}–{start + 2 * n - 1} ▶", key=f"{page_key}_next",
+              on_click=_set_state, args=(page_key, start + n))
 
 
 def _set_state(name: str, value) -> None:
@@ -254,7 +279,7 @@ def save_recipe_form(prefix: str, build, *, gen, swap_classes: bool = False, ref
                         extra_classes=list(extra), source_classes=list(sources), random_reference_seeds=rand_refs)
         try:
             data, masks = build(rnd, int(count), int(seed))
-            path = recipes.save_recipe(data, name.strip(), recipes_dir(), masks, overwrite=replace)
+            path = recipes.save_recipe(data, name.strip(), user_recipes_dir(), masks, overwrite=replace)
         except (EmptyDrawing, recipes.RecipeError) as e:
             st.error(str(e))
             return

@@ -23,6 +23,12 @@ def recipes_dir() -> Path:
     return Path(os.environ.get("NCT_RECIPES_DIR") or "recipes").expanduser().resolve()
 
 
+def user_recipes_dir() -> Path:
+    """Where the app saves recipes: `$NCT_WORKSPACE/recipes`, never the repository's recipes folder
+    (shipped recipes stay as shipped)."""
+    return workspace_root() / "recipes"
+
+
 def inside_workspace(path: str | os.PathLike, root: Path | None = None) -> Path:
     """Resolve `path` (relative paths are relative to the root) and refuse anything outside the root."""
     root = (root or workspace_root()).resolve()

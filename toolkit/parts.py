@@ -1,0 +1,436 @@
+"""Parts: per-pixel part segmentation of a generator's own images, found without annotation.
+
+Why: fixed masks ("the eyes are in this box") do not follow the content, and a label map says
+what was asked, not what was rendered. "Editing in Style" (Collins et al., CVPR 2020) showed that
+spherical k-means on a GAN's normalised intermediate activations gives parts (eyes, mouth, hair,
+background; grass, rock, sky) that are consistent across samples. Here:
+
+- `discover` renders seeded samples once, captures the features at one or more blend points
+  (the engine's `capture` hook: the features of the very pass that renders the images), centres
+  and L2-normalises every pixel's feature vector and runs spherical k-means (k-means++ seeding,
+  several restarts, the best objective kept). Deterministic for a seed on a given machine.
+- A `PartModel` holds the centroids, the points, the per-point feature means, the part names and
+  the model it belongs to (id + sha256); it refuses any other model.
+- `segment_features` turns already-captured features into a part map at image resolution: the
+  cosine similarity to each centroid is computed on the feature grid, upsampled bilinearly to the
+  image (this is the only smoothing) and the best part is taken per pixel. It costs one small
+  matrix product per pixel, nothing next to the render that produced the features; `segment`
+  renders and segments in one pass for callers that have no features yet.
+
+This module renders through the engine and never mutates the generator. File I/O: `PartModel.save`
+(atomic, through `toolkit.io`) and `load` (safetensors: no code runs on load).
+"""
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from PIL import Image, ImageDraw
+from safetensors.torch import save_file
+
+from .checkpoints import state_sha256
+from .engine import render_with_features
+from .images import grid, to_uint8
+from .io import atomic_path
+from .sampling import derive_seed, sample_classes, sample_latents
+
+
+FORMAT_TAG = "nct-part-model-1"
+SHIPPED_DIR = Path(__file__).parent / "weights" / "parts"
+# One colour per part id for overlays, part-map palettes and the app (distinct, colour-blind-aware first 8).
+PALETTE = [(230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0),
+           (204, 121, 167), (120, 120, 120), (170, 255, 195), (128, 0, 0), (255, 215, 180), (0, 0, 128),
+           (170, 110, 40), (128, 128, 0), (255, 250, 200), (60, 180, 75)]
+
+
+class PartModelError(ValueError):
+    """A part model that cannot be used here (wrong model, bad file); the message says how to fix it."""
+
+
+def model_sha256(generator) -> str:
+    """The identity a part model is tied to: the loaded weights' sha256 (`provenance`), or for a
+    model built in code (no provenance) the hash of its state."""
+    prov = getattr(generator, "provenance", None)
+    return prov.sha256 if prov is not None else state_sha256(generator.state_dict())
+
+
+def _model_id(generator) -> str:
+    prov = getattr(generator, "provenance", None)
+    return prov.model_id if prov is not None else f"unsaved {generator.architecture} model"
+
+
+def default_points(generator) -> tuple[int, ...]:
+    """Mid-resolution blend points, per architecture: those at 1/4 and 1/2 of the image side when
+    the model has them (16×16 + 32×32 for 64-pixel models), else the two finest below the image.
+
+    Why two: the coarser point carries what a region *is* (semantics), the finer one where its
+    border runs; concatenated, they beat either alone on terrain64 (docs/PARTS.md)."""
+    res = generator.blend_resolutions
+    want = [i for i, r in enumerate(res) if r in (generator.resolution // 4, generator.resolution // 2)]
+    if len(want) == 2:
+        return tuple(want)
+    below = [i for i, r in enumerate(res) if r < generator.resolution] or list(range(len(res)))
+    return tuple(below[-2:])
+
+
+@dataclass
+class PartModel:
+    """Centroids of parts in a generator's feature space, and the model they belong to."""
+    centroids: torch.Tensor            # [K, D] unit rows; D = the points' channel counts summed
+    points: tuple[int, ...]            # blend points whose features are concatenated (finest sets the grid)
+    means: list[torch.Tensor]          # per point: the channel mean [C] subtracted before normalising
+    model_id: str
+    sha256: str
+    names: list[str] = field(default_factory=list)
+    info: dict = field(default_factory=dict)   # how it was made: samples, seed, classes, objective, coverage
+    smooth: int = 1                    # box average (feature pixels) before normalising; see pixel_features
+    per_image: bool = False            # centre each image's features on its own mean; see pixel_features
+
+    def __post_init__(self):
+        self.points = tuple(int(p) for p in self.points)
+        if not self.names:
+            self.names = [f"part{i}" for i in range(self.n_parts)]
+        if len(self.names) != self.n_parts:
+            raise PartModelError(f"part model has {self.n_parts} parts but {len(self.names)} names")
+
+    @property
+    def n_parts(self) -> int:
+        return self.centroids.shape[0]
+
+    @property
+    def point(self) -> int:
+        """The finest point: the grid the part map is computed on before upsampling."""
+        return max(self.points)
+
+    # -- identity ---------------------------------------------------------------------------------
+    def check(self, generator) -> None:
+        """Raise PartModelError unless `generator` is the model these parts were found on."""
+        sha = model_sha256(generator)
+        if sha != self.sha256:
+            raise PartModelError(
+                f"this part model belongs to {self.model_id} (sha256 {self.sha256[:12]}…), not to "
+                f"{_model_id(generator)} (sha256 {sha[:12]}…): parts are clusters of one model's features "
+                f"and mean nothing for another. Discover parts for this model: "
+                f"python -m toolkit parts MODEL --parts K --out FILE")
+
+    def ids(self, parts) -> list[int]:
+        """Part names and/or ids (one or a list) → sorted part ids. A name given to several parts
+        (e.g. two clusters both named `skin`) selects all of them."""
+        items = parts if isinstance(parts, (list, tuple)) else [parts]
+        out: set[int] = set()
+        for p in items:
+            if isinstance(p, (int, np.integer)) or (isinstance(p, str) and p.strip().isdigit()):
+                i = int(p)
+                if not 0 <= i < self.n_parts:
+                    raise PartModelError(f"part id {i} is out of range: this part model has ids 0..{self.n_parts - 1}")
+                out.add(i)
+                continue
+            hits = [i for i, n in enumerate(self.names) if n.lower() == str(p).strip().lower()]
+            if not hits:
+                close = difflib.get_close_matches(str(p).lower(), [n.lower() for n in self.names], n=3, cutoff=0.5)
+                raise PartModelError(f"unknown part {p!r}; the parts of {self.model_id} are "
+                                     f"{', '.join(sorted(set(self.names)))}"
+                                     + (f". Did you mean {', '.join(map(repr, close))}?" if close else ""))
+            out.update(hits)
+        if not out:
+            raise PartModelError("no part given: name at least one part (or id)")
+        return sorted(out)
+
+    # -- files ------------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write safetensors (centroids, means) with the rest as JSON metadata, atomically."""
+        path = Path(path)
+        tensors = {"centroids": self.centroids.float().contiguous().cpu()}
+        tensors.update({f"mean.{p}": m.float().contiguous().cpu() for p, m in zip(self.points, self.means)})
+        meta = {"format": FORMAT_TAG, "part_model": json.dumps({
+            "points": list(self.points), "model_id": self.model_id, "sha256": self.sha256,
+            "names": list(self.names), "info": self.info, "smooth": self.smooth,
+            "per_image": self.per_image})}
+        with atomic_path(path, make_parents=True) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "PartModel":
+        path = Path(path)
+        if not path.is_file():
+            raise PartModelError(f"part model file {path} does not exist; make one with "
+                                 "python -m toolkit parts MODEL --parts K --out FILE")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as e:   # safetensors raises its own error types for corrupt headers
+            raise PartModelError(f"{path} is not a readable safetensors file ({e})") from None
+        if meta.get("format") != FORMAT_TAG or "part_model" not in meta:
+            raise PartModelError(f"{path} is not a part model (no {FORMAT_TAG!r} metadata); "
+                                 "make one with python -m toolkit parts")
+        d = json.loads(meta["part_model"])
+        points = tuple(d["points"])
+        missing = [k for k in ["centroids"] + [f"mean.{p}" for p in points] if k not in tensors]
+        if missing:
+            raise PartModelError(f"{path}: tensors {missing} are missing; the file is damaged, rebuild it")
+        c = tensors["centroids"].float()
+        means = [tensors[f"mean.{p}"].float() for p in points]
+        if c.dim() != 2 or c.shape[1] != sum(m.numel() for m in means):
+            raise PartModelError(f"{path}: centroids {list(c.shape)} do not match the feature means "
+                                 f"({[m.numel() for m in means]} channels); the file is damaged, rebuild it")
+        return cls(c, points, means, d["model_id"], d["sha256"], list(d["names"]), dict(d.get("info", {})),
+                   int(d.get("smooth", 1)), bool(d.get("per_image", False)))
+
+    def with_names(self, names: Sequence[str]) -> "PartModel":
+        return PartModel(self.centroids, self.points, self.means, self.model_id, self.sha256, list(names),
+                         self.info, self.smooth, self.per_image)
+
+
+def shipped_path(model_id: str) -> Path:
+    return SHIPPED_DIR / f"{model_id}.safetensors"
+
+
+def shipped(generator) -> PartModel | None:
+    """The part model that ships with the toolkit for this generator (by zoo name, checked by
+    sha256), or None when there is none."""
+    prov = getattr(generator, "provenance", None)
+    if prov is None or prov.source != "zoo" or not shipped_path(prov.model_id).is_file():
+        return None
+    pm = PartModel.load(shipped_path(prov.model_id))
+    pm.check(generator)
+    return pm
+
+
+# -- features ---------------------------------------------------------------------------------------
+def _tensor(state) -> torch.Tensor:
+    """The feature map of a stage state (StyleGAN2's state is features + RGB skip: the features)."""
+    return state[0] if isinstance(state, tuple) else state
+
+
+def blur(m: torch.Tensor, k: int) -> torch.Tensor:
+    """k×k box average on the feature grid (same size; borders average what is inside)."""
+    if k == 2:   # the default, 4× faster than avg_pool2d's count_include_pad=False path; the same values:
+        # a replicated top/left edge averages to exactly the mean of the pixels that are inside
+        p = F.pad(m, (1, 0, 1, 0), mode="replicate")
+        return (p[..., 1:, 1:] + p[..., :-1, 1:] + p[..., 1:, :-1] + p[..., :-1, :-1]) * 0.25
+    return m if k <= 1 else F.avg_pool2d(m, k, 1, k // 2, count_include_pad=False)[..., :m.shape[-2], :m.shape[-1]]
+
+
+def _prepare(m: torch.Tensor, smooth: int, per_image: bool) -> torch.Tensor:
+    m = blur(m.float(), smooth)
+    return m - m.mean((2, 3), keepdim=True) if per_image else m
+
+
+def pixel_features(states: dict, points: Sequence[int], means: Sequence[torch.Tensor], smooth: int = 1,
+                   per_image: bool = False) -> torch.Tensor:
+    """`[B, D, h, w]`: per point, box-averaged over `smooth`×`smooth` feature pixels (transposed
+    convolutions leave a 2×2 checkerboard in the features that k-means would otherwise cluster
+    on; an even size cancels it, at a shift of half a feature pixel), centred (`per_image`: on each
+    image's own mean, so parts are what differs *within* a sample rather than global lighting or
+    skin tone; then on the dataset mean `means`), L2-normalised per pixel, upsampled (bilinear) to the finest point's grid and
+    concatenated; the whole vector is scaled back to unit length."""
+    maps = [_tensor(states[p]).float() for p in points]
+    size = max(tuple(m.shape[-2:]) for m in maps)
+    out = []
+    for m, mean in zip(maps, means):
+        m = F.normalize(_prepare(m, smooth, per_image) - mean.to(m.device).view(1, -1, 1, 1), dim=1)
+        if tuple(m.shape[-2:]) != size:
+            m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
+        out.append(m)
+    return F.normalize(torch.cat(out, 1), dim=1)
+
+
+def part_scores(part_model: PartModel, states: dict, size: int | None = None) -> torch.Tensor:
+    """`[B, K, H, W]` cosine similarity of each pixel to each part, upsampled to `size` (bilinear)."""
+    missing = [p for p in part_model.points if p not in states]
+    if missing:
+        raise PartModelError(f"features at blend point(s) {missing} were not captured; render with "
+                             f"capture={list(part_model.points)} (part_model.points)")
+    x = pixel_features(states, part_model.points, part_model.means, part_model.smooth, part_model.per_image)
+    s = (part_model.centroids.to(x.device) @ x.flatten(2)).view(x.shape[0], -1, *x.shape[2:])   # [B, K, h, w]
+    if size is not None and tuple(s.shape[-2:]) != (size, size):
+        s = F.interpolate(s, size=(size, size), mode="bilinear", align_corners=False)
+    return s
+
+
+def segment_features(part_model: PartModel, states: dict, size: int) -> torch.Tensor:
+    """Part ids `[B, size, size]` (long) from features captured at `part_model.points` during a
+    render (`render_with_features(..., capture=part_model.points)`): no second forward pass."""
+    return part_scores(part_model, states, size).argmax(1)
+
+
+@torch.no_grad()
+def segment(generator, part_model: PartModel, z: torch.Tensor, y=None, **render_options) -> torch.Tensor:
+    """Render `z` (with any edits in `render_options`: swap, blends, ...) and return its part map
+    `[B, H, W]` at image resolution. Callers that also need the images should use
+    `render_with_features` + `segment_features` (one pass for both)."""
+    part_model.check(generator)
+    _, states = render_with_features(generator, z, y, capture=part_model.points, **render_options)
+    return segment_features(part_model, states, generator.resolution)
+
+
+# -- spherical k-means -------------------------------------------------------------------------------
+def _kmeanspp(x: torch.Tensor, k: int, rng: torch.Generator) -> torch.Tensor:
+    """k-means++ seeding with cosine distance (1 − x·c): spread-out starting centroids."""
+    c = [x[torch.randint(len(x), (1,), generator=rng)].squeeze(0)]
+    d = 1 - x @ c[0]
+    for _ in range(1, k):
+        w = d.clamp_min(0) ** 2
+        i = torch.multinomial(w / w.sum(), 1, generator=rng) if w.sum() > 0 else torch.randint(len(x), (1,), generator=rng)
+        c.append(x[i].squeeze(0))
+        d = torch.minimum(d, 1 - x @ c[-1])
+    return torch.stack(c)
+
+
+def spherical_kmeans(x: torch.Tensor, k: int, *, seed: int = 0, restarts: int = 4,
+                     iters: int = 60) -> tuple[torch.Tensor, float]:
+    """Centroids `[k, D]` (unit rows) maximising Σ max_j x·c_j over unit rows `x` `[N, D]`, and that
+    objective divided by N. Empty clusters are re-seeded at the worst-fitting points."""
+    if len(x) < k:
+        raise ValueError(f"spherical k-means: {len(x)} vectors cannot make {k} clusters")
+    rng = torch.Generator().manual_seed(seed)
+    best, best_score = None, -float("inf")
+    for _ in range(restarts):
+        c = _kmeanspp(x[torch.randperm(len(x), generator=rng)[:20000]], k, rng)
+        prev = None
+        for _ in range(iters):
+            sim, a = (x @ c.T).max(1)
+            if prev is not None and torch.equal(a, prev):
+                break
+            prev = a
+            acc = torch.zeros_like(c).index_add_(0, a, x)
+            counts = torch.bincount(a, minlength=k)
+            empty = (counts == 0).nonzero().flatten()
+            if len(empty):
+                acc[empty] = x[sim.argsort()[:len(empty)]]
+            c = F.normalize(acc, dim=1)
+        score = float((x @ c.T).max(1).values.mean())
+        if score > best_score:
+            best, best_score = c, score
+    return best, best_score
+
+
+# -- discovery ------------------------------------------------------------------------------------
+def sample_inputs(generator, n: int, seed: int, classes=None):
+    """Latents (and classes, on conditional models) of the `n` seeded samples discovery uses."""
+    if classes and not generator.n_classes:
+        raise ValueError(f"{generator.name_for_errors} is unconditional: do not pass classes")
+    seeds = [derive_seed("parts", seed, i) for i in range(n)]
+    z = sample_latents(generator, seeds)
+    return z, (sample_classes(generator, seeds, classes) if generator.n_classes else None)
+
+
+@torch.no_grad()
+def capture_states(generator, z, y, points: Sequence[int], batch_size: int = 32) -> dict:
+    """Features at `points` for all rows, rendered in batches; tensors moved to the CPU."""
+    chunks: dict = {p: [] for p in points}
+    for i in range(0, len(z), batch_size):
+        _, st = render_with_features(generator, z[i:i + batch_size], None if y is None else y[i:i + batch_size],
+                                     capture=list(points))
+        for p in points:
+            chunks[p].append(_tensor(st[p]).float().cpu())
+    return {p: torch.cat(v) for p, v in chunks.items()}
+
+
+@torch.no_grad()
+def discover(generator, n_parts: int, *, n_samples: int = 256, point: int | Sequence[int] | None = None,
+             seed: int = 0, classes=None, restarts: int = 4, smooth: int = 2, per_image: bool = True,
+             max_pixels: int = 150_000) -> PartModel:
+    """Find `n_parts` parts of `generator` from `n_samples` seeded samples (see the module docstring).
+
+    point: a blend point or several (features concatenated); default `default_points`. classes:
+    class ids/names the samples are drawn from (conditional models; default all). At most
+    `max_pixels` pixel vectors (a seeded subset) enter the k-means; all pixels count for coverage.
+    Parts are numbered by coverage, largest first, and named part0, part1, ... until named.
+    """
+    if n_parts < 2:
+        raise ValueError(f"n_parts must be at least 2, got {n_parts}")
+    points = default_points(generator) if point is None else \
+        ((int(point),) if isinstance(point, (int, np.integer)) else tuple(sorted({int(p) for p in point})))
+    bad = [p for p in points if not 0 <= p < generator.n_blend_points]
+    if bad:
+        raise ValueError(f"blend point(s) {bad} out of range: {generator.name_for_errors} has points "
+                         f"0..{generator.n_blend_points - 1} at resolutions {generator.blend_resolutions}")
+    z, y = sample_inputs(generator, n_samples, seed, classes)
+    states = capture_states(generator, z, y, points)
+    means = [_prepare(_tensor(states[p]), smooth, per_image).mean((0, 2, 3)) for p in points]
+    x = pixel_features(states, points, means, smooth, per_image)       # [N, D, h, w]
+    flat = x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+    rng = torch.Generator().manual_seed(derive_seed("parts-fit", seed))
+    fit = flat[torch.randperm(len(flat), generator=rng)[:max_pixels]] if len(flat) > max_pixels else flat
+    c, score = spherical_kmeans(fit, n_parts, seed=derive_seed("kmeans", seed), restarts=restarts)
+    counts = torch.bincount((flat @ c.T).argmax(1), minlength=n_parts)
+    order = counts.argsort(descending=True, stable=True)
+    c = c[order]
+    cover = (counts[order].float() / counts.sum()).tolist()
+    info = {"n_samples": n_samples, "seed": seed, "classes": None if classes is None else [str(k) for k in classes],
+            "objective": round(score, 6), "coverage": [round(v, 4) for v in cover],
+            "grid": list(x.shape[-2:]), "restarts": restarts}
+    return PartModel(c, points, means, _model_id(generator), model_sha256(generator), info=info, smooth=smooth,
+                     per_image=per_image)
+
+
+# -- figures ------------------------------------------------------------------------------------------
+def coverage(labels: torch.Tensor, n_parts: int) -> dict[str, list[float]]:
+    """Per part: share of all pixels, and share of images where it covers ≥ 1% (how often it occurs)."""
+    flat = labels.reshape(labels.shape[0], -1)
+    per = torch.stack([torch.bincount(r, minlength=n_parts) for r in flat]).float() / flat.shape[1]
+    return {"pixels": per.mean(0).tolist(), "present": (per >= 0.01).float().mean(0).tolist()}
+
+
+def adjusted_rand_index(a, b) -> float:
+    """Adjusted Rand index of two labelings of the same pixels (1 = identical up to renaming,
+    about 0 = chance), from the contingency table (Hubert & Arabie 1985)."""
+    a = np.asarray(a).ravel().astype(np.int64)
+    b = np.asarray(b).ravel().astype(np.int64)
+    _, ai = np.unique(a, return_inverse=True)
+    _, bi = np.unique(b, return_inverse=True)
+    table = np.zeros((ai.max() + 1, bi.max() + 1), dtype=np.float64)
+    np.add.at(table, (ai, bi), 1)
+    comb = lambda v: (v * (v - 1) / 2).sum()
+    n = comb(np.array([a.size], dtype=np.float64))
+    s_ij, s_a, s_b = comb(table), comb(table.sum(1)), comb(table.sum(0))
+    expected = s_a * s_b / n if n else 0.0
+    top = (s_a + s_b) / 2 - expected
+    return float((s_ij - expected) / top) if top else 1.0
+
+
+def overlay(images_u8: np.ndarray, labels: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """`[B, H, W, 3]` uint8 images tinted by part colour (`PALETTE`), for sheets and the app."""
+    pal = np.array(PALETTE * (1 + int(labels.max(initial=0)) // len(PALETTE)), dtype=np.float32)
+    tint = pal[labels]
+    return (images_u8.astype(np.float32) * (1 - alpha) + tint * alpha).round().astype(np.uint8)
+
+
+@torch.no_grad()
+def part_sheet(generator, part_model: PartModel, n: int = 16, seed: int = 1, scale: int | None = None):
+    """A sheet for naming parts: rows of samples, each over its part overlay, and a legend with
+    every part's id, name, colour and pixel share. Samples are seeded (`sample_inputs(.., seed)`)."""
+    part_model.check(generator)
+    z, y = sample_inputs(generator, n, seed)
+    img, states = render_with_features(generator, z, y, capture=part_model.points)
+    labels = segment_features(part_model, states, generator.resolution).cpu().numpy()
+    pics = to_uint8(img)
+    tinted = overlay(pics, labels)
+    cols = min(8, n)
+    rows = []
+    for r in range(0, n, cols):
+        rows.append([Image.fromarray(a) for a in pics[r:r + cols]])
+        rows.append([Image.fromarray(a) for a in tinted[r:r + cols]])
+    scale = scale or max(1, 128 // generator.resolution)
+    sheet = grid(rows, scale=scale)
+    share = coverage(torch.as_tensor(labels), part_model.n_parts)["pixels"]
+    line = 16
+    out = Image.new("RGB", (max(sheet.width, 300), sheet.height + 8 + line * ((part_model.n_parts + 2) // 3)), "white")
+    out.paste(sheet, (0, 0))
+    draw = ImageDraw.Draw(out)
+    colw = out.width // 3
+    for i, name in enumerate(part_model.names):
+        x, yy = 6 + (i % 3) * colw, sheet.height + 4 + line * (i // 3)
+        draw.rectangle([x, yy + 2, x + 11, yy + 13], fill=PALETTE[i % len(PALETTE)])
+        draw.text((x + 16, yy + 2), f"{i} {name} {100 * share[i]:.0f}%", fill="black")
+    return out
