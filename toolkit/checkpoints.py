@@ -35,6 +35,11 @@ from .formats.core import (CheckpointError, build_on_meta, check_config_limits, 
                            check_npy_member, check_state, check_zip_bounds, load_state_strict, max_weights_bytes,
                            nonfinite_tensors, sha256_file, state_sha256, torch_load)
 from .formats.nvidia import is_nvidia_pickle, load_nvidia_pickle
+from .data import dogs_and_cats_names
+from .generators import ARCHITECTURES
+from .generators.dcgan import DCGANConfig, DCGANGenerator
+from .generators.sngan import SNGANConfig, SNGANGenerator
+from .generators.stylegan2 import StyleGAN2Config, StyleGAN2Generator, blur_kernel, default_channels
 from .io import atomic_path
 
 FORMAT_TAG = "neural-collage-toolkit"
@@ -64,7 +69,6 @@ def _load_ours(path: Path):
     """Header first (metadata, tensor names and shapes, no data), config bounded, the model built on
     the `meta` device and compared with the header; only then are tensors read and the model built."""
     from safetensors import safe_open
-    from .generators import ARCHITECTURES
     check_file_size(path)
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -125,7 +129,6 @@ def _strip_prefix(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def sngan_config_from_chainer(arrays: dict[str, np.ndarray], source: str):
-    from .generators.sngan import SNGANConfig
     if "l1/W" not in arrays:
         raise CheckpointError(f"{source}: no 'l1/W' array: not an SNGAN-projection ResNetGenerator file")
     blocks = sorted({int(m.group(1)) for k in arrays if (m := re.match(r"block(\d+)/", k))})
@@ -146,7 +149,6 @@ def sngan_config_from_chainer(arrays: dict[str, np.ndarray], source: str):
 
 
 def _load_chainer(path: Path):
-    from .generators.sngan import SNGANGenerator
     check_zip_bounds(path)
     try:
         with zipfile.ZipFile(path) as zf:
@@ -163,7 +165,6 @@ def _load_chainer(path: Path):
     cfg = sngan_config_from_chainer(arrays, str(path))
     check_config_limits(cfg, str(path))
     if cfg.n_classes == 143:
-        from .data import dogs_and_cats_names
         cfg.class_names = dogs_and_cats_names()
     gen = SNGANGenerator(cfg)
     state = chainer_to_torch(arrays)
@@ -178,7 +179,6 @@ def _load_chainer(path: Path):
 
 # -- PyTorch DCGAN ---------------------------------------------------------------------------------
 def load_dcgan_state(path: Path):
-    from .generators.dcgan import DCGANConfig, DCGANGenerator
     obj = torch_load(path)
     state = obj.get("netG_state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict) or "main.0.weight" not in state:
@@ -198,7 +198,6 @@ _ROSINALITY_KERNEL = re.compile(r"(convs\.\d+\.conv\.blur\.kernel|to_rgbs\.\d+\.
 
 def stylegan2_config_from_rosinality(state: dict[str, torch.Tensor], source: str):
     """Size, widths, channel multiplier and mapping depth from the tensors of a `g_ema` state."""
-    from .generators.stylegan2 import StyleGAN2Config, default_channels
     def need(k):
         if k not in state:
             raise CheckpointError(f"{source}: g_ema has no {k!r}; not a rosinality StyleGAN2 generator "
@@ -219,7 +218,6 @@ def stylegan2_config_from_rosinality(state: dict[str, torch.Tensor], source: str
 def stylegan2_state_from_rosinality(g_ema: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
     """`g_ema` → our state dict (without `latent_avg`): drops the blur-filter buffers after
     checking they hold the [1,3,3,1] filter this implementation hard-codes."""
-    from .generators.stylegan2 import blur_kernel
     state = {}
     for k, v in g_ema.items():
         if _ROSINALITY_KERNEL.search(k):
@@ -249,7 +247,6 @@ def _looks_like_rosinality(p: Path) -> bool:
 
 def load_stylegan2_rosinality(path: Path):
     import argparse
-    from .generators.stylegan2 import StyleGAN2Generator
     # Training checkpoints carry their argparse options beside the weights.
     obj = torch_load(path, allow=(argparse.Namespace,))
     if not isinstance(obj, dict) or not isinstance(obj.get("g_ema"), dict):

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .checkpoints import CheckpointError, load_biggan_dir, sha256_file, state_sha256
+from .checkpoints import (CheckpointError, load_biggan_dir, load_dcgan_state, load_file, load_state_strict,
+                          sha256_file, state_sha256, torch_load)
 from .generators.biggan import biggan_deep_config
 from .generators.cdcgan import CDCGANConfig, CDCGANGenerator
 from .generators.dcgan import DCGANConfig
-from .generators.sngan import tiny_config
+from .generators.sngan import SNGANGenerator, randomize, tiny_config
 from .hub import HubSource, download, verify_cached
 from .io import atomic_path
 
@@ -64,7 +65,6 @@ class ZooEntry:
 
 # -- tiny: seeded random weights, for tests and demos that need no download ------------------------
 def _build_tiny(entry: ZooEntry):
-    from .generators.sngan import SNGANGenerator, randomize, tiny_config
     return randomize(SNGANGenerator(tiny_config()), seed=0)
 
 
@@ -113,7 +113,6 @@ def _fetch_faces64(entry: ZooEntry) -> Path:
 
 
 def _build_faces64(entry: ZooEntry):
-    from .checkpoints import load_dcgan_state
     path = _fetch_faces64(entry)
     return load_dcgan_state(path)
 
@@ -140,7 +139,6 @@ def _eyes128_config() -> CDCGANConfig:
 
 
 def _build_eyes128(entry: ZooEntry):
-    from .checkpoints import load_state_strict, torch_load
     path = _fetch_eyes128(entry)
     state = torch_load(path)   # a plain state dict saved from CUDA by torch 1.x: tensors only
     if not isinstance(state, dict):
@@ -157,7 +155,6 @@ TERRAIN64_SHA256 = "5e4f127409a04f8d784a47bdff071062706ae59df0f595eff1409a78f93b
 
 
 def _build_terrain64(entry: ZooEntry):
-    from .checkpoints import load_file
     if not TERRAIN64_PATH.exists():
         raise CheckpointError(f"terrain64: {TERRAIN64_PATH} is missing from this installation; it ships with "
                               "the repository (git checkout the file, or reinstall the package with its data)")

@@ -37,6 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..data import imagenet_names
 from ..layers import Condition, upsample2x
 from .base import Generator
 
@@ -218,7 +219,6 @@ class BigGANGenerator(Generator):
         if config.class_names is not None:
             self.class_names = list(config.class_names)
         elif config.n_classes == 1000:
-            from ..data import imagenet_names
             self.class_names = list(imagenet_names())
         else:
             self.class_names = [f"class {i}" for i in range(config.n_classes)]

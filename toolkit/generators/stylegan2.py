@@ -57,6 +57,7 @@ import torch.nn.functional as F
 
 from ..layers import Condition
 from ..masks import resize_weights
+from ..sampling import derive_seed
 from .base import Generator
 from .stylegan2_layers import (BLUR_TAPS, ConstantInput, EqualLinear, FusedLeakyReLU, ModulatedConv2d,  # noqa: F401
                                NoiseInjection, PixelNorm, StyledConv, ToRGB, blur_kernel, upfirdn2d)
@@ -244,7 +245,6 @@ class StyleGAN2Generator(Generator):
 
     def noise_from_seeds(self, seeds: Sequence[int]) -> list[torch.Tensor]:
         """One noise tensor `[B, 1, H, W]` per noise layer; row i depends only on seeds[i]."""
-        from ..sampling import derive_seed
         rows = []
         for s in seeds:
             g = torch.Generator().manual_seed(derive_seed(int(s), "stylegan2-noise"))
