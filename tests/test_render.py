@@ -9,12 +9,14 @@ import pytest
 import torch
 import yaml
 
-from recipe_cases import BASE, BEFORE, ROOT, SHIPPED, one_torch_thread, uncond_model, write  # noqa: F401
+from recipe_cases import BASE, BEFORE, ROOT, SHIPPED, uncond_model, write  # noqa: F401
 from toolkit import load_generator, render, sample_latents
 from toolkit import masks as M
 from toolkit.images import to_uint8
 from toolkit.pipeline import edit_masks, locality, prepare_masks, render_variants
 from toolkit.recipes import load_recipe, parse_recipe, validate_schema
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_pixels_equal_the_renders_before_the_package(tiny):

@@ -8,11 +8,13 @@ import json
 
 import pytest
 
-from recipe_cases import BASE, BEFORE, one_torch_thread, with_, write  # noqa: F401
+from recipe_cases import BASE, BEFORE, with_, write  # noqa: F401
 from toolkit.masks import Ellipse, MaskImage, Polygon
 from toolkit.recipes import BlendEdit, LabelSwapEdit, Variant, load_recipe, parse_recipe
 from toolkit.recipes.schema import MAX_COUNT
 from toolkit.sampling import derive_seed
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_variant_is_a_pure_function_of_recipe_seed_and_index(tmp_path):

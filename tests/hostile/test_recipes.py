@@ -12,13 +12,15 @@ import pytest
 import torch
 from PIL import Image
 
-from recipe_cases import BASE, error_of, one_torch_thread, with_, write  # noqa: F401
+from recipe_cases import BASE, error_of, with_, write  # noqa: F401
 from toolkit.batch import run_batch
 from toolkit.cli import main
 from toolkit.dataset import DatasetError
 from toolkit.pipeline import edit_masks
 from toolkit.recipes import MAX_COUNT, MAX_NAME_LENGTH, RecipeError, load_recipe, save_recipe
 from toolkit.recipes.raster_cache import RasterCache
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _snapshot(folder) -> dict:
