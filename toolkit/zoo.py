@@ -246,7 +246,8 @@ def _biggan_present(resolution: int) -> bool:
     return (d / "config.json").is_file() and (d / "pytorch_model.bin").is_file()
 
 
-def _fetch_hint(entry: ZooEntry) -> str:
+def fetch_hint(entry: ZooEntry) -> str:
+    """The command that downloads a Hub-hosted entry (loading never downloads it)."""
     src = BIGGAN_HUB[_biggan_res(entry)]
     return (f"python -m toolkit fetch {entry.name}" if src.repo else
             f"python -m toolkit fetch {entry.name} --repo OWNER/NAME --revision COMMIT")
@@ -261,7 +262,7 @@ def _load_biggan_checked(entry: ZooEntry):
         gen = load_biggan_dir(d)
     except CheckpointError as e:
         raise CheckpointError(f"{e}\nIf these files came from `fetch`, they are damaged: run "
-                              f"`{_fetch_hint(entry)} --force` to download them again.") from e
+                              f"`{fetch_hint(entry)} --force` to download them again.") from e
     if gen.resolution != res:
         raise CheckpointError(f"{entry.name}: {d / 'config.json'} describes a {gen.resolution}×{gen.resolution} "
                               f"model, not {res}×{res}; put the {entry.name} files there")
@@ -283,7 +284,7 @@ def _build_biggan(entry: ZooEntry):
     if not _biggan_present(res):
         raise CheckpointError(
             f"{entry.name}: weights not found in {d} (needs config.json and pytorch_model.bin). Loading never "
-            f"downloads: run `{_fetch_hint(entry)}` once (from the Hugging Face Hub), "
+            f"downloads: run `{fetch_hint(entry)}` once (from the Hugging Face Hub), "
             f"or put both files there yourself (or set NCT_BIGGAN_DIR to a folder holding {entry.name}/). "
             "See docs/BIGGAN.md.")
     return _load_biggan_checked(entry)

