@@ -28,16 +28,15 @@ import torch
 import torch.nn.functional as F
 
 from .composite import composite as composite_photo, to_photo_frame
-from .engine import Blend, Start, render
+from .engine import Start, render
 from .images import to_uint8
 from .photos import Photo, find_photos, load_photo
-from .pipeline import (RenderedVariant, _swap, class_weight_maps, composite as cover, locality,
-                       prepare_masks)
+from .pipeline import (RenderedVariant, blends_for, class_weight_maps, edit_classes, label_swap_for, labels_for,
+                       locality, prepare_masks)
 from .projection import PRESETS, Projection, ProjectionSettings
 from .projection_cache import ProjectionCache
 from .recipes import Recipe
-from .sampling import sample_latents
-from .recipes.variants import BlendEdit, LabelSwapEdit, Source, Variant
+from .recipes.variants import Source, Variant
 
 
 def photo_spec(recipe: Recipe) -> dict | None:
@@ -109,18 +108,10 @@ def render_photo_variants(generator, recipe: Recipe, variants: list[Variant], ph
     cv = torch.cat([p.class_vector for p in projs]) if info.n_classes else None
     feats = torch.cat([p.features for p in projs]) if not isinstance(projs[0].features, tuple) else \
         tuple(torch.cat(ts) for ts in zip(*[p.features for p in projs]))
-    blends = []
-    blend_idx = [j for j, e in enumerate(variants[0].edits) if isinstance(e, BlendEdit)]
-    if blend_idx:
-        bm = [cover([ms[j] for j in blend_idx]) for ms in per_masks]
-        for n, j in enumerate(blend_idx):
-            refs = [v.edits[j].reference for v in variants]
-            zr = sample_latents(gen, [r.seed for r in refs])
-            yr = torch.tensor([r.class_id for r in refs], device=gen.device) if info.n_classes else None
-            strength = torch.tensor([v.edits[j].strength for v in variants], dtype=torch.float32)
-            strength[:, :point] = 0
-            blends.append(Blend(zr, torch.from_numpy(np.stack([m[n] for m in bm])).float(), strength, yr))
-    swap = _clip_swap(_swap(variants, per_masks, gen.n_stages), point)
+    blends = blends_for(gen, variants, per_masks)
+    for b in blends:
+        b.strength[:, :point] = 0        # the projected features stand for everything before `point`
+    swap = _clip_swap(label_swap_for(variants, per_masks, gen.n_stages), point)
     edited = to_uint8(render(gen, z, cv, swap=swap, blends=blends, start=Start(point, feats)))
     out = []
     for k, (v, ph, pr, ms) in enumerate(zip(variants, photos, projs, per_masks)):
@@ -128,30 +119,21 @@ def render_photo_variants(generator, recipe: Recipe, variants: list[Variant], ph
         union = 1 - np.prod([1 - m for m in ms], axis=0) if ms else np.zeros((res, res), np.float32)
         edit_photo_mask = to_photo_frame(union, crop)
         image, region = composite_photo(ph.pixels, edited[k], crop, edit_photo_mask)
+        label_map = None
         if info.n_classes:
             small = class_weight_maps(info.n_classes, v, ms).argmax(0)
             label_map = np.full(region.shape, base_ids[k], np.int64)
             up = F.interpolate(torch.from_numpy(small)[None, None].float(), size=(crop.size, crop.size),
                                mode="nearest")[0, 0].long().numpy()
             label_map[crop.y:crop.y + crop.size, crop.x:crop.x + crop.size] = up
-            label_map = label_map.astype(np.uint8 if info.n_classes <= 256 else np.uint16)
-            counts = np.bincount(label_map.ravel(), minlength=info.n_classes)
-            soft = {info.class_names[c]: float(counts[c] / label_map.size) for c in np.nonzero(counts)[0]}
-            label_id = int(counts.argmax())
-            label, source_class = info.class_names[label_id], v.source.class_name
-        else:
-            label_map, source_class = None, None
-            label = recipe.data["output"].get("label") or recipe.name
-            label_id, soft = 0, {label: 1.0}
-        edit_classes = [e.to if isinstance(e, LabelSwapEdit) else e.reference.class_name for e in v.edits
-                        if isinstance(e, LabelSwapEdit) or e.reference.class_name is not None]
+        label_map, label, label_id, soft, source_class = labels_for(recipe, v, label_map)
         record = {"path": ph.name, "sha256": ph.sha256, "crop": [crop.x, crop.y, crop.size],
                   "size": [crop.width, crop.height], "projection": photo_set.preset, "point": point,
                   "psnr": round(float(pr.psnr[0]), 3)}
         out.append(PhotoRenderedVariant(
             variant=v, image=image, source_image=ph.pixels, label_map=label_map,
             mask=(region * 255).astype(np.uint8), label=label, label_id=label_id, soft_label=soft,
-            source_class=source_class, edit_classes=edit_classes,
+            source_class=source_class, edit_classes=edit_classes(v),
             locality=locality(image, ph.pixels, edit_photo_mask), photo_record=record))
     return out
 

@@ -191,7 +191,7 @@ def render_variants(generator, recipe: Recipe, variants: list[Variant],
     return results
 
 
-def _swap(variants: list[Variant], per_masks, n_stages: int) -> LabelSwap | None:
+def label_swap_for(variants: list[Variant], per_masks, n_stages: int) -> LabelSwap | None:
     """All label swaps of the batch as one LabelSwap: classes [B, K], weights [B, K, H, W] and
     each edit's own stage range as a [B, K, S] tensor."""
     idx = [j for j, e in enumerate(variants[0].edits) if isinstance(e, LabelSwapEdit)]
@@ -205,6 +205,44 @@ def _swap(variants: list[Variant], per_masks, n_stages: int) -> LabelSwap | None
             a, z = v.edits[j].stages
             active[b, k, a:z + 1] = True
     return LabelSwap(cls, torch.from_numpy(w).float(), active)
+
+
+def blends_for(gen, variants: list[Variant], per_masks, truncation=None) -> list[Blend]:
+    """One `Blend` per blend edit of the batch: reference latents and classes, the composited masks
+    (later regions cover earlier ones) and each variant's strengths."""
+    idx = [j for j, e in enumerate(variants[0].edits) if isinstance(e, BlendEdit)]
+    if not idx:
+        return []
+    bm = [composite([ms[j] for j in idx]) for ms in per_masks]
+    blends = []
+    for n, j in enumerate(idx):
+        refs = [v.edits[j].reference for v in variants]
+        zr = sample_latents(gen, [r.seed for r in refs], truncation)
+        yr = torch.tensor([r.class_id for r in refs], device=gen.device) if gen.n_classes else None
+        mask = torch.from_numpy(np.stack([m[n] for m in bm])).float()
+        strength = torch.tensor([v.edits[j].strength for v in variants], dtype=torch.float32)
+        blends.append(Blend(zr, mask, strength, yr))
+    return blends
+
+
+def edit_classes(v: Variant) -> list[str]:
+    """The classes a variant's edits bring in (swap targets, references with their own class)."""
+    return [e.to if isinstance(e, LabelSwapEdit) else e.reference.class_name for e in v.edits
+            if isinstance(e, LabelSwapEdit) or e.reference.class_name is not None]
+
+
+def labels_for(recipe: Recipe, v: Variant, label_map):
+    """(label map as uint8/uint16, label, label id, soft label, source class) of a variant from its
+    class-id map (None for unconditional models: the recipe's label, or its name)."""
+    info = recipe.info
+    if label_map is None:
+        label = recipe.data["output"].get("label") or recipe.name
+        return None, label, 0, {label: 1.0}, None
+    label_map = label_map.astype(np.uint8 if info.n_classes <= 256 else np.uint16)
+    counts = np.bincount(label_map.ravel(), minlength=info.n_classes)
+    soft = {info.class_names[c]: float(counts[c] / label_map.size) for c in np.nonzero(counts)[0]}
+    label_id = int(counts.argmax())
+    return label_map, info.class_names[label_id], label_id, soft, v.source.class_name
 
 
 def _render_group(gen, recipe: Recipe, variants: list[Variant], per_masks: list[list[np.ndarray]],
@@ -222,18 +260,8 @@ def _render_group(gen, recipe: Recipe, variants: list[Variant], per_masks: list[
                                             to_uint8(raw_src), trunc)
     else:
         raw_src = render(gen, z, y, truncation=trunc)
-    blends = []
-    blend_idx = [j for j, e in enumerate(variants[0].edits) if isinstance(e, BlendEdit)]
-    if blend_idx:
-        bm = [composite([ms[j] for j in blend_idx]) for ms in per_masks]
-        for n, j in enumerate(blend_idx):
-            refs = [v.edits[j].reference for v in variants]
-            zr = sample_latents(gen, [r.seed for r in refs], trunc)
-            yr = torch.tensor([r.class_id for r in refs], device=dev) if info.n_classes else None
-            mask = torch.from_numpy(np.stack([m[n] for m in bm])).float()
-            strength = torch.tensor([v.edits[j].strength for v in variants], dtype=torch.float32)
-            blends.append(Blend(zr, mask, strength, yr))
-    swap = _swap(variants, per_masks, gen.n_stages)
+    blends = blends_for(gen, variants, per_masks, trunc)
+    swap = label_swap_for(variants, per_masks, gen.n_stages)
     part_maps = None
     if pm is not None:   # what was rendered, per pixel: from the edited render's own features (same pass)
         raw, states = render_with_features(gen, z, y, swap=swap, blends=blends, truncation=trunc, capture=pm.points)
@@ -251,23 +279,12 @@ def _render_group(gen, recipe: Recipe, variants: list[Variant], per_masks: list[
     for k, v in enumerate(variants):
         ms = per_masks[k]
         union = 1 - np.prod([1 - m for m in ms], axis=0) if ms else np.zeros((res, res), np.float32)
-        edit_classes = [e.to if isinstance(e, LabelSwapEdit) else e.reference.class_name for e in v.edits
-                        if isinstance(e, LabelSwapEdit) or e.reference.class_name is not None]
-        if info.n_classes:
-            label_map = class_weight_maps(info.n_classes, v, ms).argmax(0).astype(
-                np.uint8 if info.n_classes <= 256 else np.uint16)
-            counts = np.bincount(label_map.ravel(), minlength=info.n_classes)
-            soft = {info.class_names[c]: float(counts[c] / label_map.size) for c in np.nonzero(counts)[0]}
-            label_id = int(counts.argmax())
-            label, source_class = info.class_names[label_id], v.source.class_name
-        else:
-            label_map, source_class = None, None
-            label = recipe.data["output"].get("label") or recipe.name
-            label_id, soft = 0, {label: 1.0}
+        label_map = class_weight_maps(info.n_classes, v, ms).argmax(0) if info.n_classes else None
+        label_map, label, label_id, soft, source_class = labels_for(recipe, v, label_map)
         out.append(RenderedVariant(
             variant=v, image=images[k], source_image=sources[k], label_map=label_map,
             mask=np.round(np.clip(union, 0, 1) * 255).astype(np.uint8), label=label, label_id=label_id,
-            soft_label=soft, source_class=source_class, edit_classes=edit_classes,
+            soft_label=soft, source_class=source_class, edit_classes=edit_classes(v),
             locality=locality(images[k], sources[k], union), problem=None if finite[k] else problem,
             part_map=None if part_maps is None else part_maps[k]))
     return out
