@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import errno
 import json
 import logging
 import math
@@ -20,7 +19,7 @@ import os
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -29,7 +28,7 @@ from .card import write_card
 from .layout import (FILE_COLUMNS, FILE_DIRS, INFO, MANIFEST, PALETTE, PARTS, REVIEW_STATES, DatasetError,
                      RunInfo, check_is_dataset_or_empty, check_out_dir, check_same_run, is_dataset, quote_value,
                      resolve_inside, resolve_row_file)
-from .locks import manifest_lock, read_lock, runner_lock
+from .locks import manifest_lock, read_lock, runner_lock, unless_read_only
 from .manifest import (combine, merge_parts_locked, read_manifest, read_rows, repair_torn_tail,
                        rows_to_csv, write_manifest)
 from .writer import clean_orphans
@@ -80,22 +79,10 @@ def copy_variant_files(src: Path, dest: Path, rows) -> None:
     copy_files(plan_copy(Path(src), Path(dest), list(rows)), Path(dest))
 
 
-@contextlib.contextmanager
-def _source_lock(s: Path) -> Iterator[None]:
+def _source_lock(s: Path):
     """A merge source's runner lock (so no runner writes it meanwhile); a read-only source cannot
     be written by anyone and is read without one."""
-    try:
-        cm = runner_lock(s)
-        cm.__enter__()
-    except OSError as e:
-        if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
-            raise
-        cm = None
-    try:
-        yield
-    finally:
-        if cm is not None:
-            cm.__exit__(None, None, None)
+    return unless_read_only(runner_lock(s))
 
 
 # -- merge --------------------------------------------------------------------------------------------

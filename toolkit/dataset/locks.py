@@ -46,23 +46,26 @@ def manifest_lock(out_dir: str | os.PathLike) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def read_lock(out_dir: str | os.PathLike) -> Iterator[None]:
-    """manifest_lock for a reader, skipped where the folder is read-only (nobody can be writing it,
-    and a reader must not fail for lack of a lock file)."""
+def unless_read_only(lock) -> Iterator[None]:
+    """Hold `lock` (a lock context manager of a folder) where the folder can be written, and go on
+    without it where it cannot: a read-only folder is being written by nobody, and a reader must
+    not fail for lack of a lock file."""
     try:
-        cm = manifest_lock(out_dir)
-        cm.__enter__()
-    except PermissionError:
-        cm = None
+        lock.__enter__()
     except OSError as e:
-        if e.errno != errno.EROFS:
+        if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise
-        cm = None
+        lock = None
     try:
         yield
     finally:
-        if cm is not None:
-            cm.__exit__(None, None, None)
+        if lock is not None:
+            lock.__exit__(None, None, None)
+
+
+def read_lock(out_dir: str | os.PathLike):
+    """manifest_lock for a reader, skipped where the folder is read-only."""
+    return unless_read_only(manifest_lock(out_dir))
 
 
 @contextlib.contextmanager
