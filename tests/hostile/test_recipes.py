@@ -47,6 +47,16 @@ def test_yaml_aliases_are_refused(tmp_path):
     assert "aliases" in msg and "line 3" in msg and time.perf_counter() - t < 5
 
 
+def test_huge_mask_file_is_refused_without_reading_it_whole(tmp_path):
+    from toolkit.masks import MaskFileError
+    from toolkit.recipes.files import MAX_MASK_BYTES, load_mask_file
+    big = tmp_path / "mask.png"
+    with open(big, "wb") as f:         # sparse: costs no disk, but reading it whole would cost 33 MB
+        f.truncate(MAX_MASK_BYTES + 1)
+    with pytest.raises(MaskFileError, match="larger than 32 MB"):
+        load_mask_file(big)
+
+
 def test_huge_and_binary_recipe_files(tmp_path):
     assert "larger than 1024 KiB" in error_of(tmp_path, "model: tiny\n# " + "x" * (1 << 20))
     (tmp_path / "bin.yaml").write_bytes(b"model: \xff\xfe\n")
