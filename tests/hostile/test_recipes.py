@@ -16,8 +16,10 @@ from recipe_cases import BASE, error_of, with_, write  # noqa: F401
 from toolkit.batch import run_batch
 from toolkit.cli import main
 from toolkit.dataset import DatasetError
+from toolkit.masks import MaskFileError
 from toolkit.pipeline import edit_masks
 from toolkit.recipes import MAX_COUNT, MAX_NAME_LENGTH, RecipeError, load_recipe, save_recipe
+from toolkit.recipes.files import MAX_MASK_BYTES, load_mask_file
 from toolkit.recipes.raster_cache import RasterCache
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -48,8 +50,6 @@ def test_yaml_aliases_are_refused(tmp_path):
 
 
 def test_huge_mask_file_is_refused_without_reading_it_whole(tmp_path):
-    from toolkit.masks import MaskFileError
-    from toolkit.recipes.files import MAX_MASK_BYTES, load_mask_file
     big = tmp_path / "mask.png"
     with open(big, "wb") as f:         # sparse: costs no disk, but reading it whole would cost 33 MB
         f.truncate(MAX_MASK_BYTES + 1)
