@@ -107,7 +107,7 @@ def render_photo_variants(generator, recipe: Recipe, variants: list[Variant], ph
     blends = blends_for(gen, variants, per_masks)
     swap = label_swap_for(variants, per_masks, gen.n_stages)
     where = edit_region(swap, blends, len(variants), res).to(gen.device, gen.dtype)
-    edited = to_uint8(render(gen, z, cv, swap=swap, blends=blends, start=photo_start(point, feats, where)))
+    edited = to_uint8(render(gen, z, cv, swap=swap, blends=blends, start=photo_start(gen, point, feats, where)))
     out = []
     for k, (v, ph, pr, ms) in enumerate(zip(variants, photos, projs, per_masks)):
         crop = pr.crops[0]

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .engine import Blend, LabelSwap, Start, render, run_stages
-from .masks import resize_weights
+from .masks import gaussian_feather, resize_weights
 from .photos import Photo
 
 
@@ -306,10 +306,18 @@ def edit_region(swap: LabelSwap | None, blends: Sequence[Blend], batch: int, res
     return torch.stack(torch.broadcast_tensors(*maps)).amax(0).clamp(0, 1)
 
 
-def photo_start(point: int, features, region: torch.Tensor) -> Start:
-    """The inverted features pasted at `point` outside `region` (`[B, R, R]`): `Start(mask=1 − region)`.
-    The engine resizes the mask to the point's resolution by area average, which softens the edge."""
-    return Start(point, features, mask=1 - region)
+def photo_start(generator, point: int, features, region: torch.Tensor) -> Start:
+    """The inverted features pasted at `point` outside `region` (`[B, R, R]`): `Start(mask=1 − soft region)`.
+
+    The region's edge is softened *inwards* (the minimum of the region and its Gaussian blur with σ = one
+    cell of the point's grid): a hard 16×16 edge leaves coloured fringes along it, and softening only
+    inwards keeps the pasted features exact outside the region. The engine then resizes the mask to
+    the point's resolution by area average."""
+    cell = generator.resolution / generator.blend_resolutions[point]
+    r = region.detach().cpu().numpy()
+    blurred = np.stack([gaussian_feather(m, cell) for m in r.reshape(-1, *r.shape[-2:])]).reshape(r.shape)
+    soft = torch.from_numpy(np.minimum(r, blurred).astype(np.float32)).to(region)
+    return Start(point, features, mask=1 - soft)
 
 
 def render_projection(generator, projection: Projection, *, swap: LabelSwap | None = None,
@@ -327,4 +335,4 @@ def render_projection(generator, projection: Projection, *, swap: LabelSwap | No
         return render(generator, projection.z, projection.class_vector, start=projection.start(), **options)
     region = edit_region(swap, blends, len(projection), generator.resolution).to(generator.device, generator.dtype)
     return render(generator, projection.z, projection.class_vector, swap=swap, blends=blends,
-                  start=photo_start(projection.point, projection.features, region), **options)
+                  start=photo_start(generator, projection.point, projection.features, region), **options)
