@@ -8,8 +8,10 @@ checks use its shipped part model file only (no weights needed for validation).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import threading
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +28,7 @@ from toolkit.dataset.manifest import read_rows
 from toolkit.parts import PALETTE, PartModel, discover, segment
 from toolkit.recipes import RecipeError, load_recipe
 from toolkit.sampling import sample_latents
-from toolkit.ui.review_view import row_picture
+from toolkit.ui.review_view import row_picture, zip_dataset
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -177,6 +179,9 @@ def test_export_and_merge_carry_part_maps_exactly(recipe, tmp_path):
     got, want = files(tmp_path / "m"), files(a)
     for k in [k for k in want if k.startswith("part_maps/")] + ["part_palette.csv", "metadata.csv"]:
         assert got[k] == want[k], k
+    with zipfile.ZipFile(io.BytesIO(zip_dataset(tmp_path / "x"))) as zf:     # the Review page's download
+        assert {"x/part_palette.csv", "x/part_maps/000000.png", "x/part_maps/000001.png"} <= set(zf.namelist())
+        assert zf.read("x/part_maps/000001.png") == want["part_maps/000001.png"]
 
 
 def test_two_part_models_never_mix_in_one_dataset(recipe, tmp_path, tiny):
@@ -216,3 +221,21 @@ def test_validation_catches_unknown_part_names_with_file_line_and_suggestion(rec
                                            "  - label_swap: {to: blue, region: {shape: rectangle, box: [0, 0, 1, 1]}}\n")
     with pytest.raises(RecipeError, match=r"line 2: parts: part model file .*nope.safetensors does not exist"):
         load_recipe(tmp_path / "missing.yaml")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "out.yaml").write_text((tmp_path / "missing.yaml").read_text().replace("nope", "../x"))
+    with pytest.raises(RecipeError, match=r"line 2: parts: '../x.safetensors' points outside the recipe's folder"):
+        load_recipe(tmp_path / "sub" / "out.yaml")
+
+
+def test_a_zoo_model_with_a_shipped_part_model_gets_part_maps_without_asking(tmp_path):
+    """terrain64 ships a part model: any of its recipes (here one without parts) writes part maps."""
+    from toolkit.parts import shipped_path
+    root = Path(__file__).resolve().parents[1]
+    run_batch(root / "recipes" / "terrain64-stages.yaml", tmp_path / "t", count=2, batch_size=2, device="cpu",
+              command="c")
+    df = read_manifest(tmp_path / "t")
+    assert list(df["part_map_file"]) == ["part_maps/000000.png", "part_maps/000001.png"]
+    info = json.loads((tmp_path / "t" / "dataset.json").read_text())
+    assert info["part_model_sha256"] == sha256_file(shipped_path("terrain64"))
+    assert info["part_model"] == "terrain64.safetensors (shipped with the toolkit for terrain64)"
+    assert info["part_names"] == PartModel.load(shipped_path("terrain64")).names
