@@ -24,7 +24,8 @@ from .manifest import COLUMNS, read_manifest
 from .writer import DatasetWriter, clean_orphans
 
 __all__ = [
-    "CARD", "COLUMNS", "RENDERED_MAPS", "PART_MAPS", "PART_PALETTE", "FILE_COLUMNS", "FILE_DIRS", "IMAGES", "INFO", "LABEL_MAPS", "LOCK", "MANIFEST",
+    "CARD", "COLUMNS", "RENDERED_MAPS", "PART_MAPS", "PART_PALETTE", "FILE_COLUMNS", "FILE_DIRS", "IMAGES", "INFO",
+    "LABEL_MAPS", "LOCK", "MANIFEST",
     "MANIFEST_LOCK", "MASKS", "PALETTE", "PARTS", "REVIEW_STATES", "SOURCES",
     "DatasetError", "DatasetLockedError", "DatasetWriter", "MergeResult", "RunInfo", "Where",
     "class_palette", "clean_orphans", "copy_variant_files", "describe_params", "export_subset", "export_where",

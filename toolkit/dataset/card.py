@@ -102,8 +102,9 @@ def render_card(info: RunInfo, rows: list[dict]) -> str:
     if info.parted:
         mapped = sum(bool(r.get("part_map_file")) for r in rows)
         lines.append(f"- `{PART_MAPS}/NNNNNN.png`: the part of the edited image at each pixel (palette index = part "
-                     f"id; `{PART_PALETTE}` lists id, name and colour r, g, b), segmented from the features of the very "
-                     "render that made the image (toolkit.parts; unsupervised parts a person named, not ground truth)"
+                     f"id; `{PART_PALETTE}` lists id, name and colour r, g, b), segmented from the features of "
+                     "the very render that made the image (toolkit.parts; unsupervised parts a person named, not "
+                     "ground truth)"
                      + (f"; {mapped} of {len(rows)} rows have one (the others were written before part maps were)"
                         if mapped != len(rows) else "") + ".")
     lines += [

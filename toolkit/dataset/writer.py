@@ -33,9 +33,10 @@ from pathlib import Path
 
 from .. import io as tio
 from .card import write_card
-from .layout import (FILE_DIRS, IMAGES, INFO, LABEL_MAPS, LOCK, MANIFEST, MASKS, PALETTE, PART_MAPS, PART_PALETTE, PARTS,
-                     RENDERED_MAPS, SOURCES, DatasetError, DatasetLockedError, RunInfo, check_is_dataset_or_empty,
-                     check_out_dir, check_same_run, class_palette, layout_files, palette_csv, part_palette_csv)
+from .layout import (FILE_DIRS, IMAGES, INFO, LABEL_MAPS, LOCK, MANIFEST, MASKS, PALETTE, PART_MAPS, PART_PALETTE,
+                     PARTS, RENDERED_MAPS, SOURCES, DatasetError, DatasetLockedError, RunInfo,
+                     check_is_dataset_or_empty, check_out_dir, check_same_run, class_palette, layout_files, palette_csv,
+                     part_palette_csv)
 from .locks import lock_fd, manifest_lock, runner_lock, unlock_fd
 from .manifest import (append_rows, disk_error, float_cell, is_current_header, json_cell, merge_parts_locked, read_rows,
                        repair_torn_tail, rows_to_csv, write_manifest)

@@ -222,7 +222,8 @@ def part_refs(data: dict):
         region = edit[kind]["region"]
         for k, r in enumerate(region["choice"] if "choice" in region else [region]):
             if "part" in r:
-                yield ("edits", j, kind, "region") + (("choice", k) if "choice" in region else ()) + ("part",), r["part"]
+                where = ("choice", k) if "choice" in region else ()
+                yield ("edits", j, kind, "region") + where + ("part",), r["part"]
         match = (edit[kind].get("reference") or {}).get("match") if kind == "blend" else None
         if match is not None:
             yield ("edits", j, kind, "reference", "match"), match
