@@ -1,6 +1,6 @@
 """Contact sheet of a photo dataset (a batch over `source: {images: ...}`): one column per variant
-with the photo, the edited photo (the dilated edit region outlined in magenta), the label map and the judge's rendered map
-(dataset palette), labelled with the photo's class and the asked class. Used for
+with the photo, the edited photo (the dilated edit region outlined in magenta), the label map and
+the judge's rendered map (dataset palette), labelled with the photo's class and the asked class. Used for
 docs/photos-dataset-contact.png:
 
     python -m toolkit batch recipes/terrain64-photos.yaml --out out/photos --count 16
@@ -49,7 +49,8 @@ def contact_sheet(out_dir: str | Path, n: int = 16, per_row: int = 8) -> Image.I
         agree = "" if r.label_agreement == "" else f" {float(r.label_agreement):.2f}"
         cols.append((f"{int(r.variant_index)} {r.source_class}>{asked}{agree}",
                      [_tile(Image.open(d / r.source_file), smooth=True), Image.fromarray(e),
-                      _tile(colour(Image.open(d / r.label_map_file))), _tile(colour(Image.open(d / r.rendered_map_file)))]))
+                      _tile(colour(Image.open(d / r.label_map_file))),
+                      _tile(colour(Image.open(d / r.rendered_map_file)))]))
     pad, top, w = 4, 12, max(t.width for _, ts in cols for t in ts)
     rows = [cols[i:i + per_row] for i in range(0, len(cols), per_row)]
     block = top + 4 * (H + pad)

@@ -17,7 +17,8 @@ The photo's class is its projection's soft class (argmax), not the class the rec
 generated sources: the label map's base class is what the photo looks like to the model.
 `params.source.image` records the photo (path relative to the recipe folder, sha256), crop,
 projection preset, point and PSNR. With a judge (terrain64 has one) the rendered map and
-`label_agreement` are measured on the photo-sized image at the model's scale (`judge_photo`). No file I/O here except reading the photos.
+`label_agreement` are measured on the photo-sized image at the model's scale (`judge_photo`).
+No file I/O here except reading the photos.
 """
 from __future__ import annotations
 

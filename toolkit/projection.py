@@ -18,7 +18,8 @@ the reconstruction (and, after compositing, the photo).
 
 Default point: the last blend point whose resolution is ≤ a quarter of the output (16×16 for the
 64-px models, 32×32 for 128-px BigGAN). Earlier points reconstruct worse; later ones paste the
-photo's features at a finer grid, so the soft edge between photo and edit is narrower. Measured on terrain64 (FACTS.md, bench/projection.py).
+photo's features at a finer grid, so the soft edge between photo and edit is narrower.
+Measured on terrain64 (FACTS.md, bench/projection.py).
 
 Loss: mean squared error (what PSNR measures) plus a weights-free perceptual term, the L1 distance
 of image gradients (finite differences) at full, half and quarter resolution. Why this and not
