@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 import toolkit
-from toolkit import LabelSwap
+from toolkit import Blend, LabelSwap
 from toolkit.composite import DILATE_MODEL_PX, _dilate, composite, to_model_frame
 from toolkit.engine import render
 from toolkit.images import to_uint8
@@ -41,12 +41,15 @@ REGION = "ellipse:0.5,0.5,0.45,0.55"
 PHOTOS = Path("recipes/photos/terrain")
 
 
-def edits(gen, proj, target: int, w_model: torch.Tensor) -> dict[str, np.ndarray]:
-    """The 64-px edits of one photo: {"resume": ..., "paste": ...} as uint8 [R, R, 3]."""
+def edits(gen, proj, target: int, w_model: torch.Tensor, ref_z: torch.Tensor) -> dict[str, np.ndarray]:
+    """The 64-px edits of one photo: {"resume": ..., "paste": ..., "paste_ref": ...} as uint8 [R, R, 3]."""
     after = LabelSwap([target], w_model[None])
     before = LabelSwap([target], w_model[None], stages=range(proj.point, gen.n_stages))
+    upto = [1.0] * (proj.point + 1) + [0.0] * (gen.n_blend_points - proj.point - 1)
+    ref = Blend(ref_z, w_model, upto, y=[target])
     return {"resume": to_uint8(render(gen, proj.z, proj.class_vector, swap=before, start=proj.start()))[0],
-            "paste": to_uint8(render_projection(gen, proj, swap=after))[0]}
+            "paste": to_uint8(render_projection(gen, proj, swap=after))[0],
+            "paste_ref": to_uint8(render_projection(gen, proj, swap=after, blends=[ref]))[0]}
 
 
 def main(argv=None) -> int:
@@ -64,6 +67,7 @@ def main(argv=None) -> int:
     # Each class's typical colour: the mean of 32 generations from random latents.
     z = toolkit.sample_latents(gen, range(32))
     colour = [to_uint8(render(gen, z, [t] * 32)).reshape(-1, 3).mean(0) for t in range(gen.n_classes)]
+    ref_z = toolkit.sample_latents(gen, [1])      # the reference of `paste_ref` (any typical latent)
     rows = []
     for ph, proj in zip(photos, projs):
         crop = proj.crops[0]
@@ -79,7 +83,7 @@ def main(argv=None) -> int:
                 continue
             row = {"photo": ph.name, "base": names[base], "target": names[t],
                    "recon_colour": float(np.linalg.norm(recon[inside_m].mean(0) - colour[t]))}
-            for how, e in edits(gen, proj, t, w_model).items():
+            for how, e in edits(gen, proj, t, w_model, ref_z).items():
                 row[f"{how}_64"] = float((judge.classify(e[None])[0][inside_m] == t).mean())
                 row[f"{how}_same_outside"] = float((e == recon).all(-1)[outside_m].mean())
                 row[f"{how}_diff_outside"] = float(np.abs(e.astype(int) - recon)[outside_m].mean())
@@ -90,30 +94,29 @@ def main(argv=None) -> int:
                     row[f"{how}_{blend}"] = float((judge_photo(judge, img, crop, res)[inside_p] == t).mean())
             rows.append(row)
             print(" ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
-    cols = ["resume_64", "paste_64", "resume_poisson", "paste_poisson", "resume_feather", "paste_feather",
-            "resume_same_outside", "paste_same_outside", "resume_diff_outside", "paste_diff_outside",
-            "resume_colour", "paste_colour"]
-    mean = {c: np.mean([r[c] for r in rows]) for c in cols}
-    gap = np.mean([r["recon_colour"] for r in rows])
+    hows = ("resume", "paste", "paste_ref")
+    mean = {k: np.mean([r[k] for r in rows]) for k in rows[0] if isinstance(rows[0][k], float)}
+    cell = lambda key, f: " | ".join(f"{mean[f'{h}_{key}']:{f}}" for h in hows)
     lines = [f"{len(rows)} swaps ({len(photos)} photos × the {gen.n_classes - 1} classes each does not project to), "
-             f"region {REGION}; share of region pixels the terrain64 judge sees as the asked class (mean):", "",
-             "| | resume (before) | paste (after) |", "|---|---|---|",
-             f"| 64-px edit | {mean['resume_64']:.3f} | {mean['paste_64']:.3f} |",
-             f"| 64-px edit: distance of the region's mean RGB to the class's mean RGB (0..441; "
-             f"reconstruction: {gap:.1f}) | {mean['resume_colour']:.1f} | {mean['paste_colour']:.1f} |",
-             f"| composited, Poisson | {mean['resume_poisson']:.3f} | {mean['paste_poisson']:.3f} |",
-             f"| composited, feathered | {mean['resume_feather']:.3f} | {mean['paste_feather']:.3f} |",
+             f"region {REGION}; means:", "",
+             "| | resume (before) | paste (now) | paste + reference |", "|---|---|---|---|",
+             f"| region pixels the judge sees as the asked class, 64-px edit | {cell('64', '.3f')} |",
+             f"| same, composited (Poisson) | {cell('poisson', '.3f')} |",
+             f"| same, composited (feathered) | {cell('feather', '.3f')} |",
+             f"| distance of the region's mean RGB to the class's mean RGB (0..441; reconstruction "
+             f"{mean['recon_colour']:.1f}) | {cell('colour', '.1f')} |",
              f"| 64-px pixels equal to the reconstruction outside the region dilated by {DILATE_MODEL_PX} px "
-             f"| {mean['resume_same_outside']:.3f} | {mean['paste_same_outside']:.3f} |",
-             f"| mean abs. difference there (0..255) | {mean['resume_diff_outside']:.2f} "
-             f"| {mean['paste_diff_outside']:.2f} |", "",
+             f"| {cell('same_outside', '.3f')} |",
+             f"| mean abs. difference there (0..255) | {cell('diff_outside', '.2f')} |", "",
              "Composited photos are bit-identical to the photo outside the dilated region in every case (asserted).",
-             "", "Per target class (64-px edit, resume → paste):", ""]
+             "`paste + reference`: the same swap plus a blend of one random latent (seed 1) rendered with the asked "
+             "class, strength 1 at the points up to the projection point, inside the region.",
+             "", "Per asked class (64-px edit, resume → paste → paste + reference):", ""]
     for t in names:
         sel = [r for r in rows if r["target"] == t]
         if sel:
-            before, after = np.mean([r["resume_64"] for r in sel]), np.mean([r["paste_64"] for r in sel])
-            lines.append(f"- {t}: {before:.2f} → {after:.2f} ({len(sel)} photos)")
+            got = " → ".join(f"{np.mean([r[f'{h}_64'] for r in sel]):.2f}" for h in hows)
+            lines.append(f"- {t}: {got} ({len(sel)} photos)")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
