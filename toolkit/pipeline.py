@@ -216,14 +216,41 @@ def label_swap_for(variants: list[Variant], per_masks, n_stages: int) -> LabelSw
     return LabelSwap(cls, torch.from_numpy(w).float(), active)
 
 
+def swap_reference_blends(gen, variants: list[Variant], per_masks, truncation=None) -> list[Blend]:
+    """One `Blend` per label swap with a `reference`: a sample of the swap's target class (the reference's
+    seed) blended into the swap's region (composited among the swaps, as `label_swap_for` does) at the
+    reference's strengths, so the region gets the class's texture as well as its colour."""
+    swaps = [j for j, e in enumerate(variants[0].edits) if isinstance(e, LabelSwapEdit)]
+    if not any(variants[0].edits[j].reference is not None for j in swaps):
+        return []
+    sm = [composite([ms[j] for j in swaps]) for ms in per_masks]
+    blends = []
+    for n, j in enumerate(swaps):
+        if variants[0].edits[j].reference is None:
+            continue
+        edits = [v.edits[j] for v in variants]
+        zr = sample_latents(gen, [e.reference.seed for e in edits], truncation)
+        yr = torch.tensor([e.to_id for e in edits], device=gen.device)
+        mask = torch.from_numpy(np.stack([reference_mask(m[n]) for m in sm])).float()
+        strength = torch.tensor([e.reference_strength for e in edits], dtype=torch.float32)
+        blends.append(Blend(zr, mask, strength, yr))
+    return blends
+
+
+def reference_mask(region: np.ndarray) -> np.ndarray:
+    """Where a swap's reference is blended, from the swap's region `[R, R]`."""
+    return region
+
+
 def blends_for(gen, variants: list[Variant], per_masks, truncation=None) -> list[Blend]:
-    """One `Blend` per blend edit of the batch: reference latents and classes, the composited masks
-    (later regions cover earlier ones) and each variant's strengths."""
+    """The batch's blends, in the order the engine applies them: first the label swaps' references
+    (`swap_reference_blends`), then one `Blend` per blend edit: reference latents and classes, the
+    composited masks (later regions cover earlier ones) and each variant's strengths."""
+    blends = swap_reference_blends(gen, variants, per_masks, truncation)
     idx = [j for j, e in enumerate(variants[0].edits) if isinstance(e, BlendEdit)]
     if not idx:
-        return []
+        return blends
     bm = [composite([ms[j] for j in idx]) for ms in per_masks]
-    blends = []
     for n, j in enumerate(idx):
         refs = [v.edits[j].reference for v in variants]
         zr = sample_latents(gen, [r.seed for r in refs], truncation)
