@@ -13,7 +13,7 @@ from toolkit import photo_variants, projection
 from toolkit.batch import run_batch
 from toolkit.dataset import read_manifest
 from toolkit.engine import Blend, render
-from toolkit.pipeline import blends_for, label_swap_for, prepare_masks, reference_mask, render_variants
+from toolkit.pipeline import blends_for, label_swap_for, prepare_masks, render_variants
 from toolkit.projection import ProjectionSettings
 from toolkit.projection_cache import cache_key
 from toolkit.recipes import RecipeError, load_recipe
@@ -120,7 +120,7 @@ def test_the_swap_reference_is_deterministic_and_equals_a_hand_built_blend(tmp_p
     z = sample_latents(gen, [v.seed for v in variants])
     y = torch.tensor([v.source.class_id for v in variants])
     ref = Blend(sample_latents(gen, [v.edits[0].reference.seed for v in variants]),
-                torch.from_numpy(np.stack([reference_mask(m[0]) for m in masks])).float(),
+                torch.from_numpy(np.stack([m[0] for m in masks])).float(),
                 torch.tensor([[1.0, 1.0, 0.0, 0.0]] * 3), torch.tensor([v.edits[0].to_id for v in variants]))
     want = toolkit.images.to_uint8(render(gen, z, y, swap=label_swap_for(variants, masks, gen.n_stages), blends=[ref]))
     for rv, w in zip(got, want):

@@ -219,7 +219,11 @@ def label_swap_for(variants: list[Variant], per_masks, n_stages: int) -> LabelSw
 def swap_reference_blends(gen, variants: list[Variant], per_masks, truncation=None) -> list[Blend]:
     """One `Blend` per label swap with a `reference`: a sample of the swap's target class (the reference's
     seed) blended into the swap's region (composited among the swaps, as `label_swap_for` does) at the
-    reference's strengths, so the region gets the class's texture as well as its colour."""
+    reference's strengths, so the region gets the class's texture as well as its colour.
+
+    The region is used as it is: blending only where it is fully inside each point's grid (a cell only
+    partly inside mixes the reference's features with the source's) was measured and neither removed the
+    coloured fringes nor kept the judge's share (docs/PHOTOS.md)."""
     swaps = [j for j, e in enumerate(variants[0].edits) if isinstance(e, LabelSwapEdit)]
     if not any(variants[0].edits[j].reference is not None for j in swaps):
         return []
@@ -231,15 +235,10 @@ def swap_reference_blends(gen, variants: list[Variant], per_masks, truncation=No
         edits = [v.edits[j] for v in variants]
         zr = sample_latents(gen, [e.reference.seed for e in edits], truncation)
         yr = torch.tensor([e.to_id for e in edits], device=gen.device)
-        mask = torch.from_numpy(np.stack([reference_mask(m[n]) for m in sm])).float()
+        mask = torch.from_numpy(np.stack([m[n] for m in sm])).float()
         strength = torch.tensor([e.reference_strength for e in edits], dtype=torch.float32)
         blends.append(Blend(zr, mask, strength, yr))
     return blends
-
-
-def reference_mask(region: np.ndarray) -> np.ndarray:
-    """Where a swap's reference is blended, from the swap's region `[R, R]`."""
-    return region
 
 
 def blends_for(gen, variants: list[Variant], per_masks, truncation=None) -> list[Blend]:

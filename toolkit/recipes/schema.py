@@ -145,8 +145,7 @@ LABEL_SWAP = obj({
                       **_x("[first, last] (inclusive blend points)")),
     }, description="Also blend a generated sample of the swap's target class (latent `seed`) into the swap's "
                    "region: the swap gives the region the class's colour, the reference its texture "
-                   "(docs/PHOTOS.md). The features are taken only where the region is fully inside at each "
-                   "point's grid, so its edge is the swap's own."),
+                   "(docs/PHOTOS.md). Recorded in params as the seed and the strength per blend point."),
 }, ["to", "region"], description="Swap the region to another class (spatial class-conditional BN).")
 BLEND = obj({
     "reference": obj({
