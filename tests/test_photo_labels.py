@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -134,3 +135,34 @@ def load_recipe_text(folder, text):
     q = folder / "plain.yaml"
     q.write_text(text)
     return load_recipe(q)
+
+
+def test_class_folders_with_a_swap_reference_resume_byte_identically(folders, monkeypatch):
+    """Stop after the first batch, resume, compare with one uninterrupted run (one thread: the reference
+    run projects afresh, and multi-threaded reductions can differ in the last bit)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        text = RECIPE.replace("      to: red\n", "      to: red\n      reference: {seed: {range: [0, 99]}}\n")
+        (folders / "r.yaml").write_text(text)
+        stop, real = threading.Event(), photo_variants.render_photo_variants
+
+        def render_then_stop(gen, recipe, variants, *a, **kw):
+            stop.set()
+            return real(gen, recipe, variants, *a, **kw)
+        monkeypatch.setattr(photo_variants, "render_photo_variants", render_then_stop)
+        s1 = run_batch(folders / "r.yaml", "ds", batch_size=2, device="cpu", stop=stop, command="cmd")
+        monkeypatch.setattr(photo_variants, "render_photo_variants", real)
+        assert s1.stopped and s1.written == 2
+        assert run_batch(folders / "r.yaml", "ds", batch_size=2, device="cpu", command="cmd").complete
+        run_batch(folders / "r.yaml", folders / "ref", batch_size=2, device="cpu", command="cmd")
+    finally:
+        torch.set_num_threads(n)
+    df = read_manifest(folders / "ds")
+    assert all("reference" in json.loads(p)["edits"][0]["label_swap"] for p in df["params"])
+    assert tree(folders / "ds") == tree(folders / "ref")
+
+
+def tree(d):
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()
+            and not p.name.startswith(".")}
