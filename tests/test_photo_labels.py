@@ -166,3 +166,17 @@ def test_class_folders_with_a_swap_reference_resume_byte_identically(folders, mo
 def tree(d):
     return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()
             and not p.name.startswith(".")}
+
+
+def test_a_weak_swap_with_a_reference_labels_the_region_as_the_reference_class(tmp_path):
+    """Swap strength 0.4 alone leaves the base class the larger weight; its reference (strength 1) puts
+    the target class's features into the whole region, so the label map must say the target class."""
+    gen = toolkit.load_generator("tiny")
+    text = SWAP_REF.replace("      to: {choice: [red, green]}\n", "      to: red\n      strength: 0.4\n").replace(
+        "count: 3", "count: 2\nsource: {classes: blue}")
+    weak = load_recipe_text(tmp_path, text).for_generator(gen)
+    plain = load_recipe_text(tmp_path, text.replace("      reference: {seed: {range: [0, 1000]}, points: [0, 1]}\n",
+                                                    "")).for_generator(gen)
+    for r, inside in ((weak, 0), (plain, 2)):
+        rv = render_variants(gen, r, r.variants(range(2)))[0]
+        assert rv.label_map[16, 16] == inside and rv.label_map[0, 0] == 2

@@ -105,8 +105,9 @@ def class_weight_maps(n_classes: int, variant: Variant, masks: list[np.ndarray])
     """`[n_classes, R, R]` final per-pixel class weights of a conditional variant (sum to 1).
 
     Base class weight 1 − Σ swap weights; label swaps (strength × composited region) move weight
-    to their class; then each blend moves (its largest strength × its composited mask) of every
-    pixel's weight to its reference's class, since those pixels' features come from it."""
+    to their class; then each swap's `reference` and each blend moves (its largest strength × its
+    composited mask) of every pixel's weight to its reference's class, since those pixels' features
+    come from it (in the engine's order: swap references before blends)."""
     swaps = [(j, e) for j, e in enumerate(variant.edits) if isinstance(e, LabelSwapEdit)]
     blends = [(j, e) for j, e in enumerate(variant.edits) if isinstance(e, BlendEdit)]
     sw = composite([e.strength * masks[j] for j, e in swaps]) if swaps else []
@@ -117,6 +118,12 @@ def class_weight_maps(n_classes: int, variant: Variant, masks: list[np.ndarray])
     for (_, e), m in zip(swaps, sw):
         w[base] -= m
         w[e.to_id] += m
+    regions = composite([masks[j] for j, _ in swaps]) if swaps else []
+    for (_, e), m in zip(swaps, regions):
+        if e.reference is not None:     # the swap's reference: a blend of class `to` over the swap's region
+            a = max(e.reference_strength) * m
+            w *= (1 - a)[None]
+            w[e.to_id] += a
     for (_, e), m in zip(blends, bm):
         a = max(e.strength) * m
         w *= (1 - a)[None]
