@@ -213,16 +213,24 @@ def _tensor(state) -> torch.Tensor:
 
 def blur(m: torch.Tensor, k: int) -> torch.Tensor:
     """k×k box average on the feature grid (same size; borders average what is inside)."""
-    if k == 2:   # the default, 4× faster than avg_pool2d's count_include_pad=False path; the same values:
-        # a replicated top/left edge averages to exactly the mean of the pixels that are inside
+    if k == 2:   # the default, several times faster than avg_pool2d's count_include_pad=False path, the
+        # same values: a replicated top/left edge averages to exactly the mean of the pixels inside.
+        # Separable (pairs along rows, then along columns): half the passes over memory of 4 shifted sums.
         p = F.pad(m, (1, 0, 1, 0), mode="replicate")
-        return (p[..., 1:, 1:] + p[..., :-1, 1:] + p[..., 1:, :-1] + p[..., :-1, :-1]) * 0.25
+        h = p[..., 1:] + p[..., :-1]
+        return (h[..., 1:, :] + h[..., :-1, :]).mul_(0.25)
     return m if k <= 1 else F.avg_pool2d(m, k, 1, k // 2, count_include_pad=False)[..., :m.shape[-2], :m.shape[-1]]
 
 
 def _prepare(m: torch.Tensor, smooth: int, per_image: bool) -> torch.Tensor:
     m = blur(m.float(), smooth)
     return m - m.mean((2, 3), keepdim=True) if per_image else m
+
+
+def _point_features(state, mean: torch.Tensor, smooth: int, per_image: bool) -> torch.Tensor:
+    """One point's `[B, C, h, w]` features, box-averaged, centred and L2-normalised per pixel."""
+    m = _tensor(state).float()
+    return F.normalize(_prepare(m, smooth, per_image) - mean.to(m.device).view(1, -1, 1, 1), dim=1)
 
 
 def pixel_features(states: dict, points: Sequence[int], means: Sequence[torch.Tensor], smooth: int = 1,
@@ -233,11 +241,10 @@ def pixel_features(states: dict, points: Sequence[int], means: Sequence[torch.Te
     image's own mean, so parts are what differs *within* a sample rather than global lighting or
     skin tone; then on the dataset mean `means`), L2-normalised per pixel, upsampled (bilinear) to the finest point's grid and
     concatenated; the whole vector is scaled back to unit length."""
-    maps = [_tensor(states[p]).float() for p in points]
-    size = max(tuple(m.shape[-2:]) for m in maps)
+    size = max(tuple(_tensor(states[p]).shape[-2:]) for p in points)
     out = []
-    for m, mean in zip(maps, means):
-        m = F.normalize(_prepare(m, smooth, per_image) - mean.to(m.device).view(1, -1, 1, 1), dim=1)
+    for st, mean in zip((states[p] for p in points), means):
+        m = _point_features(st, mean, smooth, per_image)
         if tuple(m.shape[-2:]) != size:
             m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
         out.append(m)
@@ -245,22 +252,52 @@ def pixel_features(states: dict, points: Sequence[int], means: Sequence[torch.Te
 
 
 def part_scores(part_model: PartModel, states: dict, size: int | None = None) -> torch.Tensor:
-    """`[B, K, H, W]` cosine similarity of each pixel to each part, upsampled to `size` (bilinear)."""
+    """`[B, K, H, W]` part scores, upsampled to `size` (bilinear); the best part per pixel is the
+    argmax over K.
+
+    Why not the cosine to the concatenated vector of `pixel_features` directly: preparing and
+    upsampling every channel (192 on faces64) to the finest grid cost about as much as the render.
+    The scores are computed per point instead, at that point's own resolution: each point's
+    normalised features dotted with that point's slice of each centroid (K maps per point),
+    upsampled (bilinear, a linear map, so it commutes with the dot product) to the finest grid and
+    summed. That is the cosine to the concatenated vector times that vector's length before its
+    final normalisation, a positive per-pixel factor: the best part of every feature pixel of the
+    finest grid is the same as the full cosine's, and the image-resolution map differs only where
+    the final bilinear upsampling mixes neighbours whose factors differ (a part border; measured in
+    docs/PARTS.md and tests/test_parts.py)."""
     missing = [p for p in part_model.points if p not in states]
     if missing:
         raise PartModelError(f"features at blend point(s) {missing} were not captured; render with "
                              f"capture={list(part_model.points)} (part_model.points)")
-    x = pixel_features(states, part_model.points, part_model.means, part_model.smooth, part_model.per_image)
-    s = (part_model.centroids.to(x.device) @ x.flatten(2)).view(x.shape[0], -1, *x.shape[2:])   # [B, K, h, w]
-    if size is not None and tuple(s.shape[-2:]) != (size, size):
-        s = F.interpolate(s, size=(size, size), mode="bilinear", align_corners=False)
-    return s
+    grid_size = max(tuple(_tensor(states[p]).shape[-2:]) for p in part_model.points)
+    c = part_model.centroids
+    total, start = None, 0
+    for p, mean in zip(part_model.points, part_model.means):
+        m = _tensor(states[p]).float()
+        x = blur(m, part_model.smooth)
+        shift = mean.to(m.device).view(1, -1, 1, 1)
+        if part_model.per_image:
+            shift = shift + x.mean((2, 3), keepdim=True)
+        x = x.sub_(shift) if x is not m else x - shift       # one pass; never write into the caller's states
+        cp = c[:, start:start + x.shape[1]].to(x.device)
+        start += x.shape[1]
+        # normalise the K dot products rather than the C channels: the same cosine, C/K times less work
+        norm = (x * x).sum(1, keepdim=True).sqrt_().clamp_min_(1e-12)    # 5× faster than vector_norm here
+        s = (cp @ x.flatten(2)).view(x.shape[0], -1, *x.shape[2:]) / norm                  # [B, K, h, w]
+        if tuple(s.shape[-2:]) != grid_size:
+            s = F.interpolate(s, size=grid_size, mode="bilinear", align_corners=False)
+        total = s if total is None else total + s
+    if size is not None and tuple(total.shape[-2:]) != (size, size):
+        # channels-last: the upsampling and segment_features' argmax over K run several times faster
+        total = F.interpolate(total.contiguous(memory_format=torch.channels_last), size=(size, size),
+                              mode="bilinear", align_corners=False)
+    return total
 
 
 def segment_features(part_model: PartModel, states: dict, size: int) -> torch.Tensor:
     """Part ids `[B, size, size]` (long) from features captured at `part_model.points` during a
     render (`render_with_features(..., capture=part_model.points)`): no second forward pass."""
-    return part_scores(part_model, states, size).argmax(1)
+    return part_scores(part_model, states, size).permute(0, 2, 3, 1).argmax(-1)   # contiguous when channels-last
 
 
 @torch.no_grad()
