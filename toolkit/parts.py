@@ -36,6 +36,7 @@ from PIL import Image, ImageDraw
 from safetensors.torch import save_file
 
 from .checkpoints import state_sha256
+from .part_fit import class_anchors, spherical_kmeans
 from .engine import render_with_features
 from .images import grid, to_uint8
 from .io import atomic_path
@@ -92,6 +93,7 @@ class PartModel:
     info: dict = field(default_factory=dict)   # how it was made: samples, seed, classes, objective, coverage
     smooth: int = 1                    # box average (feature pixels) before normalising; see pixel_features
     per_image: bool = False            # centre each image's features on its own mean; see pixel_features
+    bias: torch.Tensor | None = None   # [K] class-anchored models (discover(by_class=True)): linear scores
 
     def __post_init__(self):
         self.points = tuple(int(p) for p in self.points)
@@ -149,6 +151,8 @@ class PartModel:
         path = Path(path)
         tensors = {"centroids": self.centroids.float().contiguous().cpu()}
         tensors.update({f"mean.{p}": m.float().contiguous().cpu() for p, m in zip(self.points, self.means)})
+        if self.bias is not None:
+            tensors["bias"] = self.bias.float().contiguous().cpu()
         meta = {"format": FORMAT_TAG, "part_model": json.dumps({
             "points": list(self.points), "model_id": self.model_id, "sha256": self.sha256,
             "names": list(self.names), "info": self.info, "smooth": self.smooth,
@@ -179,15 +183,17 @@ class PartModel:
             raise PartModelError(f"{path}: tensors {missing} are missing; the file is damaged, rebuild it")
         c = tensors["centroids"].float()
         means = [tensors[f"mean.{p}"].float() for p in points]
-        if c.dim() != 2 or c.shape[1] != sum(m.numel() for m in means):
+        bias = tensors.get("bias")
+        if c.dim() != 2 or c.shape[1] != sum(m.numel() for m in means) or \
+                (bias is not None and bias.shape != (c.shape[0],)):
             raise PartModelError(f"{path}: centroids {list(c.shape)} do not match the feature means "
-                                 f"({[m.numel() for m in means]} channels); the file is damaged, rebuild it")
+                                 f"({[m.numel() for m in means]} channels) or the bias; the file is damaged, rebuild it")
         return cls(c, points, means, d["model_id"], d["sha256"], list(d["names"]), dict(d.get("info", {})),
-                   int(d.get("smooth", 1)), bool(d.get("per_image", False)))
+                   int(d.get("smooth", 1)), bool(d.get("per_image", False)), None if bias is None else bias.float())
 
     def with_names(self, names: Sequence[str]) -> "PartModel":
         return PartModel(self.centroids, self.points, self.means, self.model_id, self.sha256, list(names),
-                         self.info, self.smooth, self.per_image)
+                         self.info, self.smooth, self.per_image, self.bias)
 
 
 def shipped_path(model_id: str) -> Path:
@@ -234,13 +240,14 @@ def _point_features(state, mean: torch.Tensor, smooth: int, per_image: bool) -> 
 
 
 def pixel_features(states: dict, points: Sequence[int], means: Sequence[torch.Tensor], smooth: int = 1,
-                   per_image: bool = False) -> torch.Tensor:
+                   per_image: bool = False, unit: bool = True) -> torch.Tensor:
     """`[B, D, h, w]`: per point, box-averaged over `smooth`×`smooth` feature pixels (transposed
     convolutions leave a 2×2 checkerboard in the features that k-means would otherwise cluster
     on; an even size cancels it, at a shift of half a feature pixel), centred (`per_image`: on each
     image's own mean, so parts are what differs *within* a sample rather than global lighting or
     skin tone; then on the dataset mean `means`), L2-normalised per pixel, upsampled (bilinear) to the finest point's grid and
-    concatenated; the whole vector is scaled back to unit length."""
+    concatenated; the whole vector is scaled back to unit length (`unit`; class-anchored models,
+    whose scores have a bias, use the concatenation as it is)."""
     size = max(tuple(_tensor(states[p]).shape[-2:]) for p in points)
     out = []
     for st, mean in zip((states[p] for p in points), means):
@@ -248,7 +255,7 @@ def pixel_features(states: dict, points: Sequence[int], means: Sequence[torch.Te
         if tuple(m.shape[-2:]) != size:
             m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
         out.append(m)
-    return F.normalize(torch.cat(out, 1), dim=1)
+    return F.normalize(torch.cat(out, 1), dim=1) if unit else torch.cat(out, 1)
 
 
 def part_scores(part_model: PartModel, states: dict, size: int | None = None) -> torch.Tensor:
@@ -287,6 +294,8 @@ def part_scores(part_model: PartModel, states: dict, size: int | None = None) ->
         if tuple(s.shape[-2:]) != grid_size:
             s = F.interpolate(s, size=grid_size, mode="bilinear", align_corners=False)
         total = s if total is None else total + s
+    if part_model.bias is not None:      # class-anchored: linear scores on the concatenation (exact, see discover)
+        total = total + part_model.bias.to(total.device).view(1, -1, 1, 1)
     if size is not None and tuple(total.shape[-2:]) != (size, size):
         # channels-last: the upsampling and segment_features' argmax over K run several times faster
         total = F.interpolate(total.contiguous(memory_format=torch.channels_last), size=(size, size),
@@ -308,47 +317,6 @@ def segment(generator, part_model: PartModel, z: torch.Tensor, y=None, **render_
     part_model.check(generator)
     _, states = render_with_features(generator, z, y, capture=part_model.points, **render_options)
     return segment_features(part_model, states, generator.resolution)
-
-
-# -- spherical k-means -------------------------------------------------------------------------------
-def _kmeanspp(x: torch.Tensor, k: int, rng: torch.Generator) -> torch.Tensor:
-    """k-means++ seeding with cosine distance (1 − x·c): spread-out starting centroids."""
-    c = [x[torch.randint(len(x), (1,), generator=rng)].squeeze(0)]
-    d = 1 - x @ c[0]
-    for _ in range(1, k):
-        w = d.clamp_min(0) ** 2
-        i = torch.multinomial(w / w.sum(), 1, generator=rng) if w.sum() > 0 else torch.randint(len(x), (1,), generator=rng)
-        c.append(x[i].squeeze(0))
-        d = torch.minimum(d, 1 - x @ c[-1])
-    return torch.stack(c)
-
-
-def spherical_kmeans(x: torch.Tensor, k: int, *, seed: int = 0, restarts: int = 4,
-                     iters: int = 60) -> tuple[torch.Tensor, float]:
-    """Centroids `[k, D]` (unit rows) maximising Σ max_j x·c_j over unit rows `x` `[N, D]`, and that
-    objective divided by N. Empty clusters are re-seeded at the worst-fitting points."""
-    if len(x) < k:
-        raise ValueError(f"spherical k-means: {len(x)} vectors cannot make {k} clusters")
-    rng = torch.Generator().manual_seed(seed)
-    best, best_score = None, -float("inf")
-    for _ in range(restarts):
-        c = _kmeanspp(x[torch.randperm(len(x), generator=rng)[:20000]], k, rng)
-        prev = None
-        for _ in range(iters):
-            sim, a = (x @ c.T).max(1)
-            if prev is not None and torch.equal(a, prev):
-                break
-            prev = a
-            acc = torch.zeros_like(c).index_add_(0, a, x)
-            counts = torch.bincount(a, minlength=k)
-            empty = (counts == 0).nonzero().flatten()
-            if len(empty):
-                acc[empty] = x[sim.argsort()[:len(empty)]]
-            c = F.normalize(acc, dim=1)
-        score = float((x @ c.T).max(1).values.mean())
-        if score > best_score:
-            best, best_score = c, score
-    return best, best_score
 
 
 # -- discovery ------------------------------------------------------------------------------------
@@ -376,16 +344,25 @@ def capture_states(generator, z, y, points: Sequence[int], batch_size: int = 32)
 @torch.no_grad()
 def discover(generator, n_parts: int, *, n_samples: int = 256, point: int | Sequence[int] | None = None,
              seed: int = 0, classes=None, restarts: int = 4, smooth: int = 2, per_image: bool = True,
-             max_pixels: int = 150_000) -> PartModel:
+             max_pixels: int = 150_000, by_class: bool = False) -> PartModel:
     """Find `n_parts` parts of `generator` from `n_samples` seeded samples (see the module docstring).
 
     point: a blend point or several (features concatenated); default `default_points`. classes:
     class ids/names the samples are drawn from (conditional models; default all). At most
     `max_pixels` pixel vectors (a seeded subset) enter the k-means; all pixels count for coverage.
     Parts are numbered by coverage, largest first, and named part0, part1, ... until named.
+
+    by_class (class-conditional models): one part per class the samples are drawn from, anchored
+    on the model's own conditioning instead of k-means (`class_anchors`; features centred on the
+    dataset mean, not per image, and not rescaled after concatenation, since the scores are linear);
+    parts keep the classes' order and names. `n_parts` must be that number of classes.
     """
     if n_parts < 2:
         raise ValueError(f"n_parts must be at least 2, got {n_parts}")
+    if by_class and not generator.n_classes:
+        raise ValueError(f"by_class anchors parts on classes, but {generator.name_for_errors} is unconditional: "
+                         "discover without by_class")
+    per_image = per_image and not by_class
     points = default_points(generator) if point is None else \
         ((int(point),) if isinstance(point, (int, np.integer)) else tuple(sorted({int(p) for p in point})))
     bad = [p for p in points if not 0 <= p < generator.n_blend_points]
@@ -395,10 +372,13 @@ def discover(generator, n_parts: int, *, n_samples: int = 256, point: int | Sequ
     z, y = sample_inputs(generator, n_samples, seed, classes)
     states = capture_states(generator, z, y, points)
     means = [_prepare(_tensor(states[p]), smooth, per_image).mean((0, 2, 3)) for p in points]
-    x = pixel_features(states, points, means, smooth, per_image)       # [N, D, h, w]
+    x = pixel_features(states, points, means, smooth, per_image, unit=not by_class)       # [N, D, h, w]
     flat = x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
     rng = torch.Generator().manual_seed(derive_seed("parts-fit", seed))
-    fit = flat[torch.randperm(len(flat), generator=rng)[:max_pixels]] if len(flat) > max_pixels else flat
+    pick = torch.randperm(len(flat), generator=rng)[:max_pixels] if len(flat) > max_pixels else torch.arange(len(flat))
+    fit = flat[pick]
+    if by_class:
+        return _discover_by_class(generator, x, flat, fit, pick, y, n_parts, points, means, smooth, n_samples, seed)
     c, score = spherical_kmeans(fit, n_parts, seed=derive_seed("kmeans", seed), restarts=restarts)
     counts = torch.bincount((flat @ c.T).argmax(1), minlength=n_parts)
     order = counts.argsort(descending=True, stable=True)
@@ -409,6 +389,22 @@ def discover(generator, n_parts: int, *, n_samples: int = 256, point: int | Sequ
             "grid": list(x.shape[-2:]), "restarts": restarts}
     return PartModel(c, points, means, _model_id(generator), model_sha256(generator), info=info, smooth=smooth,
                      per_image=per_image)
+
+
+def _discover_by_class(generator, x, flat, fit, pick, y, n_parts, points, means, smooth, n_samples, seed):
+    used = sorted(set(y.tolist()))
+    if n_parts != len(used):
+        raise ValueError(f"by_class makes one part per class: the {n_samples} samples are drawn from {len(used)} "
+                         f"classes, so n_parts must be {len(used)}, not {n_parts}")
+    lab = torch.as_tensor([used.index(int(v)) for v in y]).repeat_interleave(x.shape[2] * x.shape[3])
+    a, b = class_anchors(fit, lab[pick], len(used))
+    assign = (flat @ a.T + b).argmax(1)
+    cover = (torch.bincount(assign, minlength=n_parts).float() / len(flat)).tolist()
+    info = {"n_samples": n_samples, "seed": seed, "classes": [generator.class_names[i] for i in used],
+            "method": "by_class", "coverage": [round(v, 4) for v in cover], "grid": list(x.shape[-2:]),
+            "own_class_share": round(float((assign == lab).float().mean()), 4)}
+    return PartModel(a, points, means, _model_id(generator), model_sha256(generator),
+                     [generator.class_names[i] for i in used], info, smooth, False, b)
 
 
 # -- figures ------------------------------------------------------------------------------------------
