@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import toolkit
 from toolkit import sample_classes, sample_latents
 from toolkit.engine import render_with_features
-from toolkit.parts import discover, part_scores, pixel_features, segment_features, shipped
+from toolkit.parts import default_points, discover, part_scores, pixel_features, segment_features, shipped
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -129,3 +129,15 @@ def test_cli_by_class_writes_one_part_per_class(tmp_path, capsys):
     assert "5 parts of tiny" in capsys.readouterr().out
     pm = toolkit.parts.PartModel.load(out)
     assert pm.names == ["red", "green", "blue", "yellow", "purple"] and pm.bias is not None
+
+
+def test_class_anchored_parts_on_biggan_with_chosen_classes():
+    from test_parts import tiny_biggan
+    g = tiny_biggan()
+    pm = discover(g, 3, n_samples=18, seed=0, by_class=True, classes=["c1", "c3", "c4"])
+    assert pm.names == ["c1", "c3", "c4"] and pm.points == default_points(g)
+    z = sample_latents(g, [5, 6, 7])
+    y = torch.tensor([1, 3, 4])
+    labels = segment_features(pm, render_with_features(g, z, y, capture=pm.points)[1], g.resolution)
+    assert labels.shape == (3, 32, 32) and labels.min() >= 0 and labels.max() < 3
+    assert pm.info["own_class_share"] > 1 / 3            # better than chance on its own samples
