@@ -141,3 +141,11 @@ def test_class_anchored_parts_on_biggan_with_chosen_classes():
     labels = segment_features(pm, render_with_features(g, z, y, capture=pm.points)[1], g.resolution)
     assert labels.shape == (3, 32, 32) and labels.min() >= 0 and labels.max() < 3
     assert pm.info["own_class_share"] > 1 / 3            # better than chance on its own samples
+
+
+def test_fast_box_average_is_the_plain_one():
+    from toolkit.parts import blur
+    m = torch.randn(2, 3, 7, 5, generator=torch.Generator().manual_seed(0))
+    plain = F.avg_pool2d(m, 2, 1, 1, count_include_pad=False)[..., :7, :5]     # window: this pixel and up/left
+    assert torch.allclose(blur(m, 2), plain, atol=1e-6)
+    assert torch.allclose(blur(m, 3), F.avg_pool2d(m, 3, 1, 1, count_include_pad=False))

@@ -220,11 +220,16 @@ def _tensor(state) -> torch.Tensor:
 def blur(m: torch.Tensor, k: int) -> torch.Tensor:
     """k×k box average on the feature grid (same size; borders average what is inside)."""
     if k == 2:   # the default, several times faster than avg_pool2d's count_include_pad=False path, the
-        # same values: a replicated top/left edge averages to exactly the mean of the pixels inside.
-        # Separable (pairs along rows, then along columns): half the passes over memory of 4 shifted sums.
-        p = F.pad(m, (1, 0, 1, 0), mode="replicate")
-        h = p[..., 1:] + p[..., :-1]
-        return (h[..., 1:, :] + h[..., :-1, :]).mul_(0.25)
+        # same values: the top/left edge repeated (2·x there) averages to the mean of the pixels inside.
+        # Separable (pairs along rows, then along columns), written in place of a padded copy
+        # (replication padding alone cost as much as the rest of segment_features).
+        h = torch.empty_like(m)
+        torch.add(m[..., 1:], m[..., :-1], out=h[..., 1:])
+        torch.mul(m[..., :1], 2, out=h[..., :1])
+        v = torch.empty_like(m)
+        torch.add(h[..., 1:, :], h[..., :-1, :], out=v[..., 1:, :])
+        torch.mul(h[..., :1, :], 2, out=v[..., :1, :])
+        return v.mul_(0.25)
     return m if k <= 1 else F.avg_pool2d(m, k, 1, k // 2, count_include_pad=False)[..., :m.shape[-2], :m.shape[-1]]
 
 
@@ -306,7 +311,8 @@ def part_scores(part_model: PartModel, states: dict, size: int | None = None) ->
 def segment_features(part_model: PartModel, states: dict, size: int) -> torch.Tensor:
     """Part ids `[B, size, size]` (long) from features captured at `part_model.points` during a
     render (`render_with_features(..., capture=part_model.points)`): no second forward pass."""
-    return part_scores(part_model, states, size).permute(0, 2, 3, 1).argmax(-1)   # contiguous when channels-last
+    # contiguous when channels-last; max(-1).indices is argmax (first of ties too), 30% faster here
+    return part_scores(part_model, states, size).permute(0, 2, 3, 1).max(-1).indices
 
 
 @torch.no_grad()
