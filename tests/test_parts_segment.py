@@ -149,3 +149,11 @@ def test_fast_box_average_is_the_plain_one():
     plain = F.avg_pool2d(m, 2, 1, 1, count_include_pad=False)[..., :7, :5]     # window: this pixel and up/left
     assert torch.allclose(blur(m, 2), plain, atol=1e-6)
     assert torch.allclose(blur(m, 3), F.avg_pool2d(m, 3, 1, 1, count_include_pad=False))
+
+
+def test_parts_cost_bench_runs(capsys):
+    from bench.parts_cost import main
+    assert main(["--models", "terrain64", "--batch", "2", "--repeats", "1", "--no-write"]) == 0
+    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| terrain64")][0]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "2" and float(cells[5]) > 0 and float(cells[6]) > 0     # segment ms, ratio
