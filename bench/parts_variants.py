@@ -30,7 +30,7 @@ from toolkit import LabelSwap, load_generator
 from toolkit.engine import render_with_features
 from toolkit.images import to_uint8
 from toolkit.judges import judge_for
-from toolkit.parts import (PartModel, _tensor, adjusted_rand_index, blur, capture_states, sample_inputs,
+from toolkit.parts import (PartModel, _tensor, adjusted_rand_index, blur, sample_inputs,
                            segment_features, shipped_path, spherical_kmeans)
 from toolkit.sampling import derive_seed
 

@@ -9,13 +9,15 @@ background; grass, rock, sky) that are consistent across samples. Here:
   (the engine's `capture` hook: the features of the very pass that renders the images), centres
   and L2-normalises every pixel's feature vector and runs spherical k-means (k-means++ seeding,
   several restarts, the best objective kept). Deterministic for a seed on a given machine.
-- A `PartModel` holds the centroids, the points, the per-point feature means, the part names and
-  the model it belongs to (id + sha256); it refuses any other model.
+  `by_class=True` (class-conditional models) anchors one part per class on the model's own
+  conditioning instead (`toolkit.part_fit.class_anchors`): on terrain64 the k-means parts did
+  not mean the same material across images, these do (docs/PARTS.md "How good").
+- A `PartModel` holds the centroids (and, class-anchored, a bias), the points, the per-point
+  feature means, the part names and the model it belongs to (id + sha256); it refuses any other.
 - `segment_features` turns already-captured features into a part map at image resolution: the
-  cosine similarity to each centroid is computed on the feature grid, upsampled bilinearly to the
-  image (this is the only smoothing) and the best part is taken per pixel. It costs one small
-  matrix product per pixel, nothing next to the render that produced the features; `segment`
-  renders and segments in one pass for callers that have no features yet.
+  scores are computed per point on its own grid (K maps, not C channels), upsampled bilinearly
+  to the image (the only smoothing), best part per pixel: about 0.1–0.25× the render that
+  produced the features; `segment` renders and segments in one pass for callers without features.
 
 This module renders through the engine and never mutates the generator. File I/O: `PartModel.save`
 (atomic, through `toolkit.io`) and `load` (safetensors: no code runs on load).
@@ -250,8 +252,8 @@ def pixel_features(states: dict, points: Sequence[int], means: Sequence[torch.Te
     convolutions leave a 2×2 checkerboard in the features that k-means would otherwise cluster
     on; an even size cancels it, at a shift of half a feature pixel), centred (`per_image`: on each
     image's own mean, so parts are what differs *within* a sample rather than global lighting or
-    skin tone; then on the dataset mean `means`), L2-normalised per pixel, upsampled (bilinear) to the finest point's grid and
-    concatenated; the whole vector is scaled back to unit length (`unit`; class-anchored models,
+    skin tone; then on the dataset mean `means`), L2-normalised per pixel, upsampled (bilinear) to
+    the finest point's grid and concatenated; the whole vector is scaled back to unit length (`unit`; class-anchored models,
     whose scores have a bias, use the concatenation as it is)."""
     size = max(tuple(_tensor(states[p]).shape[-2:]) for p in points)
     out = []
