@@ -62,20 +62,22 @@ def centre_crop(width: int, height: int) -> Crop:
 @dataclass(frozen=True)
 class ProjectionSettings:
     """Everything that changes a projection's result (the cache key holds all of it)."""
-    latent_steps: int = 300
-    feature_steps: int = 200
+    latent_steps: int = 50
+    feature_steps: int = 250
     point: int | None = None          # None: the architecture default (see module docstring)
     latent_lr: float = 0.05
-    feature_lr: float = 0.02          # relative to each photo's captured-feature standard deviation
-    gradient_weight: float = 0.5      # weight of the multi-scale image-gradient L1 term
+    feature_lr: float = 0.15          # peak, cosine-decayed to 0; relative to each photo's feature std
+    gradient_weight: float = 0.2      # weight of the multi-scale image-gradient L1 term
     feature_pull: float = 1e-3        # L2 pull of the inverted features towards the latent phase's
     seed: int = 0
+    candidates: int = 512             # (latent, class) pairs tried without gradients; 0: one random z
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
 
 
-PRESETS = {"default": ProjectionSettings(), "fast": ProjectionSettings(latent_steps=150, feature_steps=100)}
+PRESETS = {"default": ProjectionSettings(),
+           "fast": ProjectionSettings(latent_steps=20, feature_steps=100, candidates=256)}
 
 
 def default_point(generator) -> int:
@@ -192,13 +194,62 @@ def _settings(steps, point, seed) -> ProjectionSettings:
     elif isinstance(steps, ProjectionSettings):
         s = steps
     elif isinstance(steps, int):
-        s = replace(PRESETS["default"], latent_steps=math.ceil(steps * 0.6), feature_steps=steps - math.ceil(steps * 0.6))
+        s = replace(PRESETS["default"], latent_steps=math.ceil(steps / 6), feature_steps=steps - math.ceil(steps / 6))
     else:
         a, b = steps
         s = replace(PRESETS["default"], latent_steps=int(a), feature_steps=int(b))
-    if s.latent_steps < 0 or s.feature_steps < 0:
-        raise ValueError(f"projection steps must be ≥ 0, got {s.latent_steps} and {s.feature_steps}")
+    if s.latent_steps < 0 or s.feature_steps < 0 or s.candidates < 0:
+        raise ValueError(f"projection steps and candidates must be ≥ 0, got {s.latent_steps}, {s.feature_steps} "
+                         f"and {s.candidates}")
     return replace(s, point=s.point if point is None else int(point), seed=int(seed))
+
+
+def _best_candidates(generator, target: torch.Tensor, fixed_cv: torch.Tensor | None, n: int,
+                     rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Each photo's best (latent, class) of `n` random pairs by MSE, with no gradients: `(z [B, z_dim],
+    one-hot class [B, K] or None)`.
+
+    m = ⌈n / options⌉ latents, each rendered with every class option: all classes when the class is free,
+    else each distinct given class vector (a row only looks at its own). The pairs depend on the seed
+    and the generator only, never on the other photos, so rows stay independent of the batch.
+    """
+    dev, dt, b = generator.device, generator.dtype, target.shape[0]
+    if not generator.n_classes:
+        options = [None]
+    elif fixed_cv is None:
+        options = list(torch.eye(generator.n_classes, device=dev, dtype=dt))
+    else:
+        options = list(torch.unique(fixed_cv, dim=0))
+    m = math.ceil(n / len(options))
+    zc = torch.randn(m, generator.z_dim, generator=rng).to(dev, dt)
+    best = torch.full((b,), math.inf, device=dev)
+    pick_z = torch.zeros(b, dtype=torch.long, device=dev)
+    pick_k = torch.zeros(b, dtype=torch.long, device=dev)
+    with torch.no_grad():
+        for k, cv in enumerate(options):
+            mine = torch.ones(b, dtype=torch.bool, device=dev) if fixed_cv is None or cv is None \
+                else (fixed_cv == cv).all(1)
+            for i in range(0, m, 32):
+                zz = zc[i:i + 32]
+                img, _ = run_stages(generator, zz, None if cv is None else cv.expand(len(zz), -1))
+                loss = (img[None] - target[:, None]).square().mean((2, 3, 4))       # [B, chunk]
+                low, at = loss.min(1)
+                better = mine & (low < best)
+                best = torch.where(better, low, best)
+                pick_z = torch.where(better, at + i, pick_z)
+                pick_k = torch.where(better, torch.full_like(pick_k, k), pick_k)
+    onehot = None if fixed_cv is not None or not generator.n_classes else torch.eye(
+        generator.n_classes, device=dev, dtype=dt)[pick_k]
+    return zc[pick_z], onehot
+
+
+def _warm_cosine(step: int, total: int) -> float:
+    """Learning-rate factor: a linear warm-up over the first 5% of the steps (Adam's first steps are
+    full-size whatever the gradient), then a cosine decay to 0 (the last steps only refine)."""
+    warm = max(1, total // 20)
+    if step < warm:
+        return (step + 1) / warm
+    return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
 
 
 def project(generator, images, y=None, *, steps=None, point: int | None = None, seed: int = 0,
@@ -208,8 +259,8 @@ def project(generator, images, y=None, *, steps=None, point: int | None = None, 
     images: uint8 `[H, W, 3]` arrays / RGB PIL images / `Photo`s (one or a list), or a `[B, 3, H, W]`
             tensor in [-1, 1]; any size: each is centre-cropped to a square and resized (crop recorded).
     y:      classes for a class-conditional model (ids or names); None: a soft class is optimised.
-    steps:  None / "default" (300 latent + 200 feature steps), "fast" (150 + 100), an int (split
-            60/40), a pair `(latent, feature)`, or a `ProjectionSettings`.
+    steps:  None / "default" (512 candidates, 50 latent + 250 feature steps), "fast" (256, 20 + 100),
+            an int (split 1:5), a pair `(latent, feature)`, or a `ProjectionSettings`.
     point:  blend point of the inverted features (default: `default_point(generator)`).
     progress: called as `progress(step, total)` after each optimisation step.
     """
@@ -224,20 +275,24 @@ def project(generator, images, y=None, *, steps=None, point: int | None = None, 
     target = target.to(dev, dt)
     b = target.shape[0]
     total = s.latent_steps + s.feature_steps
-    rng = torch.Generator().manual_seed(s.seed)
-    z = torch.randn(b, generator.z_dim, generator=rng).to(dev, dt).requires_grad_(True)
-    logits = None
-    if generator.n_classes and y is None:
-        logits = torch.zeros(b, generator.n_classes, device=dev, dtype=dt, requires_grad=True)
-        fixed_cv = None
-    elif generator.n_classes:
+    fixed_cv = None
+    if generator.n_classes and y is not None:
         fixed_cv = generator.class_vectors(y if torch.is_tensor(y) or isinstance(y, (list, tuple)) else [y] * b)
         if fixed_cv.shape[0] != b:
             raise ValueError(f"got {fixed_cv.shape[0]} classes for {b} images")
     elif y is not None:
         raise ValueError(f"{generator.name_for_errors} is unconditional: do not pass classes (y)")
+    rng = torch.Generator().manual_seed(s.seed)
+    if s.candidates:
+        z, onehot = _best_candidates(generator, target, fixed_cv, s.candidates, rng)
     else:
-        fixed_cv = None
+        z = torch.randn(b, generator.z_dim, generator=rng).to(dev, dt)
+        onehot = torch.zeros(b, generator.n_classes, device=dev, dtype=dt)
+    z = z.clone().requires_grad_(True)
+    logits = None
+    if generator.n_classes and fixed_cv is None:
+        # softmax(2·one-hot): about 0.6 on the chosen class, a start the latent phase can still move away from.
+        logits = (2 * onehot).requires_grad_(True)
 
     def class_vector():
         return torch.softmax(logits, 1) if logits is not None else fixed_cv
@@ -270,6 +325,8 @@ def project(generator, images, y=None, *, steps=None, point: int | None = None, 
         pack = (lambda xs: tuple(xs)) if isinstance(h0, tuple) else (lambda xs: xs[0])
         current = lambda: [a + sc * d for a, sc, d in zip(anchors, scale, deltas)]
         for i in range(s.feature_steps):
+            for group in opt.param_groups:
+                group["lr"] = s.feature_lr * _warm_cosine(i, s.feature_steps)
             opt.zero_grad(set_to_none=True)
             img, _ = run_stages(generator, z, cv, start=Start(p, pack(current())))
             pull = sum(d.square().mean(tuple(range(1, d.dim()))) for d in deltas)
