@@ -60,6 +60,8 @@ def test_the_best_of_n_start_beats_one_random_latent(tiny, generated):
     picked = project(tiny, img, steps=s, seed=3)
     one = project(tiny, img, steps=replace(s, candidates=0), seed=3)
     assert (picked.psnr > one.psnr).all(), (picked.psnr, one.psnr)
+    few = project(tiny, img, steps=replace(s, candidates=3), seed=3)   # fewer pairs than classes (BigGAN's case)
+    assert torch.isfinite(few.psnr).all() and few.class_vector.shape == (2, 5)
     with pytest.raises(ValueError, match="candidates must be ≥ 0"):
         project(tiny, img, steps=replace(s, candidates=-1))
 

@@ -219,41 +219,41 @@ def _settings(steps, point, seed) -> ProjectionSettings:
 
 def _best_candidates(generator, target: torch.Tensor, fixed_cv: torch.Tensor | None, n: int,
                      rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Each photo's best (latent, class) of `n` random pairs by MSE, with no gradients: `(z [B, z_dim],
-    one-hot class [B, K] or None)`.
+    """Each photo's best (latent, class) of about `n` random pairs by MSE, with no gradients:
+    `(z [B, z_dim], one-hot class [B, K] or None)`.
 
-    m = ⌈n / options⌉ latents, each rendered with every class option: all classes when the class is free,
-    else each distinct given class vector (a row only looks at its own). The pairs depend on the seed
-    and the generator only, never on the other photos, so rows stay independent of the batch.
+    Class options: every class when the class is free (⌈n / K⌉ latents, each with every class; with
+    more classes than `n`, as for BigGAN, `n` latents with one random class each), else each distinct
+    given class vector (a row only looks at pairs with its own). The pairs depend on the seed, the
+    generator and the given classes only, never on the other photos' pixels.
     """
-    dev, dt, b = generator.device, generator.dtype, target.shape[0]
-    if not generator.n_classes:
-        options = [None]
-    elif fixed_cv is None:
-        options = list(torch.eye(generator.n_classes, device=dev, dtype=dt))
+    dev, dt, b, k = generator.device, generator.dtype, target.shape[0], generator.n_classes
+    if not k:
+        zs, cs = torch.randn(n, generator.z_dim, generator=rng), None
+    elif fixed_cv is None and k > n:
+        zs = torch.randn(n, generator.z_dim, generator=rng)
+        cs = torch.eye(k)[torch.randint(k, (n,), generator=rng)]
     else:
-        options = list(torch.unique(fixed_cv, dim=0))
-    m = math.ceil(n / len(options))
-    zc = torch.randn(m, generator.z_dim, generator=rng).to(dev, dt)
+        options = torch.eye(k) if fixed_cv is None else torch.unique(fixed_cv.cpu().float(), dim=0)
+        m = math.ceil(n / len(options))
+        zs = torch.randn(m, generator.z_dim, generator=rng).repeat(len(options), 1)
+        cs = options.repeat_interleave(m, 0)
+    zs = zs.to(dev, dt)
+    cs = None if cs is None else cs.to(dev, dt)
+    allowed = None if fixed_cv is None else (fixed_cv[:, None].to(dt) == cs[None]).all(-1)     # [B, P]
     best = torch.full((b,), math.inf, device=dev)
-    pick_z = torch.zeros(b, dtype=torch.long, device=dev)
-    pick_k = torch.zeros(b, dtype=torch.long, device=dev)
+    pick = torch.zeros(b, dtype=torch.long, device=dev)
     with torch.no_grad():
-        for k, cv in enumerate(options):
-            mine = torch.ones(b, dtype=torch.bool, device=dev) if fixed_cv is None or cv is None \
-                else (fixed_cv == cv).all(1)
-            for i in range(0, m, 32):
-                zz = zc[i:i + 32]
-                img, _ = run_stages(generator, zz, None if cv is None else cv.expand(len(zz), -1))
-                loss = (img[None] - target[:, None]).square().mean((2, 3, 4))       # [B, chunk]
-                low, at = loss.min(1)
-                better = mine & (low < best)
-                best = torch.where(better, low, best)
-                pick_z = torch.where(better, at + i, pick_z)
-                pick_k = torch.where(better, torch.full_like(pick_k, k), pick_k)
-    onehot = None if fixed_cv is not None or not generator.n_classes else torch.eye(
-        generator.n_classes, device=dev, dtype=dt)[pick_k]
-    return zc[pick_z], onehot
+        for i in range(0, len(zs), 32):
+            img, _ = run_stages(generator, zs[i:i + 32], None if cs is None else cs[i:i + 32])
+            loss = (img[None] - target[:, None]).square().mean((2, 3, 4))       # [B, chunk]
+            if allowed is not None:
+                loss = loss.masked_fill(~allowed[:, i:i + 32], math.inf)
+            low, at = loss.min(1)
+            better = low < best
+            best = torch.where(better, low, best)
+            pick = torch.where(better, at + i, pick)
+    return zs[pick], (cs[pick] if cs is not None and fixed_cv is None else None)
 
 
 def _warm_cosine(step: int, total: int) -> float:
