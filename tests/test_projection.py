@@ -74,6 +74,9 @@ def test_projection_is_seeded_and_rows_are_independent(tiny, generated, proj):
     alone = project(tiny, generated[0][:1], steps=few, seed=3)      # row 0 starts from the same z
     assert torch.allclose(alone.z, both.z[:1], atol=1e-5)
     assert torch.allclose(alone.reconstruction, both.reconstruction[:1], atol=1e-4)
+    given = project(tiny, generated[0], y=generated[1], steps=few, seed=3)   # with classes given, too
+    given_alone = project(tiny, generated[0][:1], y=generated[1][:1], steps=few, seed=3)
+    assert torch.allclose(given_alone.reconstruction, given.reconstruction[:1], atol=1e-4)
     other = project(tiny, generated[0][:1], steps=few, seed=4)
     assert not torch.allclose(other.z, alone.z)
 

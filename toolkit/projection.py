@@ -224,8 +224,8 @@ def _best_candidates(generator, target: torch.Tensor, fixed_cv: torch.Tensor | N
 
     Class options: every class when the class is free (⌈n / K⌉ latents, each with every class; with
     more classes than `n`, as for BigGAN, `n` latents with one random class each), else each distinct
-    given class vector (a row only looks at pairs with its own). The pairs depend on the seed, the
-    generator and the given classes only, never on the other photos' pixels.
+    given class vector with the same ⌈n / K⌉ (at least 16) latents; a row only looks at pairs with its
+    own class. A row's pairs depend on the seed, the generator and its own class only.
     """
     dev, dt, b, k = generator.device, generator.dtype, target.shape[0], generator.n_classes
     if not k:
@@ -234,8 +234,9 @@ def _best_candidates(generator, target: torch.Tensor, fixed_cv: torch.Tensor | N
         zs = torch.randn(n, generator.z_dim, generator=rng)
         cs = torch.eye(k)[torch.randint(k, (n,), generator=rng)]
     else:
+        # The same m latents for every option, m fixed by n and K: a row's pairs never depend on the batch.
         options = torch.eye(k) if fixed_cv is None else torch.unique(fixed_cv.cpu().float(), dim=0)
-        m = math.ceil(n / len(options))
+        m = math.ceil(n / k) if fixed_cv is None else max(math.ceil(n / k), min(n, 16))
         zs = torch.randn(m, generator.z_dim, generator=rng).repeat(len(options), 1)
         cs = options.repeat_interleave(m, 0)
     zs = zs.to(dev, dt)
