@@ -191,7 +191,7 @@ RECIPE_BODY = obj({
         "images": string(description="Edit real photos instead of generated sources: a folder or glob inside "
                                      "the recipe's folder; variant i edits photo i mod N (see docs/PHOTOS.md)"),
         "projection": string(["default", "fast"],
-                             description="Projection preset for `images` (default: 300+200 steps, fast: 150+100)"),
+                             description="Projection preset for `images` (default: 50+250 steps, fast: 20+100)"),
     }, description="How source images are drawn: the class (uniform over `classes`), and truncation where the "
                    "model has it.", default={}),
     "parts": string(description="Part model file (python -m toolkit parts) for {part: ...} regions and matched "
