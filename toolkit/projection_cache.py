@@ -88,15 +88,20 @@ class ProjectionCache:
         return self.folder / f"{cache_key(_model_sha(generator), photo.sha256, settings)}.safetensors"
 
     def ensure(self, generator, photos: Sequence[Photo], settings: ProjectionSettings,
-               progress: Callable[[int, int], None] | None = None) -> list[Path]:
-        """Project the photos whose files are missing (chunks of CHUNK over the whole list); return all paths."""
+               progress: Callable[[int, int], None] | None = None,
+               step_progress: Callable[[int, int, int, int], None] | None = None) -> list[Path]:
+        """Project the photos whose files are missing (chunks of CHUNK over the whole list); return all paths.
+        `progress(chunks done, chunks to do)` after each chunk; `step_progress(chunk, chunks to do, step,
+        steps)` after each optimisation step (the app's progress bar: one chunk can take minutes on a CPU)."""
         settings = self.resolved(generator, settings)
         paths = [self.path(generator, ph, settings) for ph in photos]
         todo = sorted({i // CHUNK for i, p in enumerate(paths) if not p.exists()})
         for n, c in enumerate(todo):
             idx = list(range(c * CHUNK, min(len(photos), (c + 1) * CHUNK)))
+            on_step = None if step_progress is None else \
+                (lambda i, total, n=n: step_progress(n, len(todo), i, total))
             proj = project(generator, [photos[i] for i in idx], steps=settings, point=settings.point,
-                           seed=settings.seed)
+                           seed=settings.seed, progress=on_step)
             for k, i in enumerate(idx):
                 if not paths[i].exists():
                     save_projection(proj.rows([k]), paths[i])
