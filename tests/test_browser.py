@@ -207,6 +207,78 @@ def test_batch_progress_survives_page_switches_and_review_works_from_the_keyboar
             assert im.format == "PNG" and im.size[0] == im.size[1] > 1
 
 
+SEED = 23              # terrain64, grass: dark rock in the middle, foliage-covered rock around it
+CLICKS = [(0.5, 0.45), (0.16, 0.25)]       # fractions of the picture: (x, y)
+
+
+def click_parts(page, shot: Path) -> list[str]:
+    """On the Label swap page (terrain64, a shipped part model) with source seed SEED: open Parts,
+    click the source picture at CLICKS, waiting each time until the part list follows, then
+    screenshot the result and the Parts panel into `shot`; returns the parts in the list."""
+    goto_nav(page, "Label swap", "Label swap")
+    page.locator("canvas").last.wait_for(timeout=90_000)
+    first = wait_for(lambda: image_src(page, "Result"), what="the swap page's result")
+    page.get_by_role("spinbutton", name="Source seed").fill(str(SEED))
+    page.get_by_role("spinbutton", name="Source seed").press("Enter")
+    wait_for(lambda: (s := image_src(page, "Result")) and s != first, what="the new source's result")
+    before = image_src(page, "Result")
+    page.get_by_text("Parts: click a part on the source").click()
+    picture = page.frame_locator("iframe[title*='image_coordinates']").locator("img#image")
+    chips = page.locator(".st-key-swap_parts0 [data-tag]")       # the list of the class being painted
+    for k, (fx, fy) in enumerate(CLICKS):
+        picture.wait_for(timeout=60_000)
+        box = picture.bounding_box()
+        picture.click(position={"x": fx * box["width"], "y": fy * box["height"]})
+        wait_for(lambda: chips.count() == k + 1, what=f"click {k + 1} to reach the part list")
+    wait_for(lambda: (s := image_src(page, "Result")) and s != before, what="the result to use the parts")
+    time.sleep(2)          # the picture redraws with the parts outlined
+    top = page.get_by_test_id("stImage").filter(has_text="Result").bounding_box()
+    bottom = page.get_by_test_id("stExpander").filter(has_text="Parts: click a part").bounding_box()
+    page.screenshot(path=str(shot), full_page=True,
+                    clip={"x": 0, "y": top["y"] - 40, "width": page.viewport_size["width"],
+                          "height": bottom["y"] + bottom["height"] - top["y"] + 50})
+    return [chips.nth(i).get_attribute("aria-label") for i in range(chips.count())]
+
+
+def test_click_parts_on_the_source_selects_them(tmp_path):
+    """The Parts picture is a real click target in Chromium: each click puts the part under the
+    pointer in the list of the class being painted, and the result uses those parts as its region."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium); "
+                    ".ci/run does this")
+    pytest.importorskip("playwright")
+    import torch
+
+    import toolkit
+    from toolkit.parts import segment, shipped
+    from toolkit.sampling import sample_latents
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "recipes").mkdir()
+    with app_server(tmp_path / "ws", tmp_path / "recipes") as url, browser_page() as page:
+        open_page(page, url, "Feature blend")
+        page.locator("canvas").last.wait_for(timeout=90_000)
+        picked = click_parts(page, tmp_path / "parts.png")
+        no_error_box(page)
+    g = toolkit.load_generator("terrain64", device="cpu")
+    pm = shipped(g)
+    labels = segment(g, pm, sample_latents(g, [SEED]), torch.tensor([0]))[0]
+    want = {pm.names[int(labels[int(fy * 64), int(fx * 64)])] for fx, fy in CLICKS}
+    assert len(want) == 2 and picked == sorted(want, key=pm.names.index)
+    assert (tmp_path / "parts.png").stat().st_size > 10_000
+
+
+def make_parts_screenshot(out: Path = ROOT / "docs" / "app_parts_click.png") -> None:
+    """docs/app_parts_click.png: two parts clicked on the Label swap page (run by hand, not a test)."""
+    tmp = Path(tempfile.mkdtemp(prefix="nct-shots-"))
+    (tmp / "ws").mkdir()
+    (tmp / "recipes").mkdir()
+    with app_server(tmp / "ws", tmp / "recipes") as url, browser_page(width=1200) as page:
+        open_page(page, url, "Feature blend")
+        page.locator("canvas").last.wait_for(timeout=90_000)
+        print("picked:", click_parts(page, out))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def make_docs_screenshots(out: Path = ROOT / "docs") -> None:
     """docs/app_*.png: each page with a drawn region and its result (run by hand, not a test)."""
     out.mkdir(exist_ok=True)
@@ -262,3 +334,5 @@ def make_docs_screenshots(out: Path = ROOT / "docs") -> None:
 
 if __name__ == "__main__" and sys.argv[1:] == ["docs"]:
     make_docs_screenshots()
+if __name__ == "__main__" and sys.argv[1:] == ["parts"]:
+    make_parts_screenshot()

@@ -36,7 +36,8 @@ from . import widgets as W
 
 GROW = 1     # pixels: a part's edge pixels are often split with a neighbour; the saved region grows by this
 TINT, TINT_PICKED = 0.35, 0.7      # overlay strength of other parts / of the current slot's parts
-OUTLINE = 2                         # display pixels of white around the current slot's parts
+OUTLINE = 2                         # picture pixels of white around the current slot's parts
+PICTURE = 384        # the picture's own size; the browser fits it to the column (the click says at what size)
 
 
 def _hex(rgb) -> str:
@@ -152,10 +153,10 @@ def parts_panel(key: str, dev: str, seed: int, cls: int | None, source: np.ndarr
         _take_click(prefix, labels, pm, names, current)
         mine = [n for n in st.session_state.get(f"{prefix}_parts{current}") or [] if n in names]
         picked = pm.ids(mine) if mine else []
-        c_img, c_pick = st.columns([1, 2])
+        c_img, c_pick = st.columns(2)
         with c_img:
             st.caption(f"Click a part to add it to **{slots[current]}** or remove it (outlined: its parts)")
-            streamlit_image_coordinates(part_picture(source, labels, picked), width=W.DISPLAY,
+            streamlit_image_coordinates(part_picture(source, labels, picked, PICTURE), width="stretch",
                                         key=f"{prefix}_parts_click", cursor="crosshair")
             W.legend([(f"{i} {n}", _hex(PALETTE[i % len(PALETTE)])) for i, n in enumerate(pm.names)])
         with c_pick:
