@@ -23,8 +23,8 @@ from ..dataset import class_palette
 from ..images import to_uint8
 from ..io import encode_png
 from ..pipeline import render_variants
-from . import recipe_preview
 from ..zoo import ZOO
+from . import recipe_preview
 from .recipe_builder import EmptyDrawing, Randomise, preview_recipe, preview_variants
 from .strokes import MaskError, hex_to_rgb, mask_from_upload
 from .workspace import user_recipes_dir
