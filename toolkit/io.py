@@ -42,6 +42,24 @@ class LockHeldError(OSError):
         self.path, self.holder = path, holder
 
 
+class TooLargeError(ValueError):
+    """A file is larger than the limit its reader accepts (`read_bounded`)."""
+
+
+def read_bounded(path: str | os.PathLike, limit: int) -> bytes:
+    """The bytes of a file that a user or a file named, never more than `limit`.
+
+    Why: files a recipe or form names (recipes, mask images) are read whole, so a huge or endless
+    file (a FIFO, /dev/zero) must stop at the limit instead of filling memory. Raises TooLargeError
+    when there is more; OSError as `open` does.
+    """
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise TooLargeError(f"{path}: larger than {limit} bytes")
+    return data
+
+
 def tmp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
 

@@ -16,8 +16,10 @@ from recipe_cases import BASE, error_of, with_, write  # noqa: F401
 from toolkit.batch import run_batch
 from toolkit.cli import main
 from toolkit.dataset import DatasetError
+from toolkit.masks import MaskFileError
 from toolkit.pipeline import edit_masks
 from toolkit.recipes import MAX_COUNT, MAX_NAME_LENGTH, RecipeError, load_recipe, save_recipe
+from toolkit.recipes.files import MAX_MASK_BYTES, load_mask_file
 from toolkit.recipes.raster_cache import RasterCache
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -45,6 +47,14 @@ def test_yaml_aliases_are_refused(tmp_path):
     t = time.perf_counter()
     msg = error_of(tmp_path, "model: tiny\n" + laughs)
     assert "aliases" in msg and "line 3" in msg and time.perf_counter() - t < 5
+
+
+def test_huge_mask_file_is_refused_without_reading_it_whole(tmp_path):
+    big = tmp_path / "mask.png"
+    with open(big, "wb") as f:         # sparse: costs no disk, but reading it whole would cost 33 MB
+        f.truncate(MAX_MASK_BYTES + 1)
+    with pytest.raises(MaskFileError, match="larger than 32 MB"):
+        load_mask_file(big)
 
 
 def test_huge_and_binary_recipe_files(tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import TooLargeError, read_bounded
 from ..masks import MAX_MASK_PIXELS, MaskFileError, decode_mask
 
 MAX_MASK_BYTES = 32 << 20
@@ -37,11 +38,10 @@ def load_mask_file(path: str | Path, max_pixels: int = MAX_MASK_PIXELS) -> np.nd
     if not p.is_file():
         raise MaskFileError(f"mask path {str(p)!r} is not a file")
     try:
-        with open(p, "rb") as f:
-            data = f.read(MAX_MASK_BYTES + 1)
+        data = read_bounded(p, MAX_MASK_BYTES)
+    except TooLargeError:
+        raise MaskFileError(f"mask file {str(p)!r} is larger than {MAX_MASK_BYTES >> 20} MB; save the mask as a "
+                            "greyscale PNG at about the model's resolution") from None
     except OSError as e:
         raise MaskFileError(f"mask file {str(p)!r} could not be read: {e.strerror or e}") from None
-    if len(data) > MAX_MASK_BYTES:
-        raise MaskFileError(f"mask file {str(p)!r} is larger than {MAX_MASK_BYTES >> 20} MB; save the mask as a "
-                            "greyscale PNG at about the model's resolution")
     return decode_mask(data, str(p), max_pixels)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from ..io import TooLargeError, read_bounded
 from .schema import SCHEMA
 from .spec import RecipeError, option_for, type_name
 
@@ -109,13 +110,12 @@ def read_recipe_file(path: Path) -> tuple[str, dict, LineMap]:
     if path.is_dir():
         raise RecipeError(f"{src}: is a directory, not a recipe file. Pass a .yaml file")
     try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_RECIPE_BYTES + 1)
+        raw = read_bounded(path, MAX_RECIPE_BYTES)
+    except TooLargeError:
+        raise RecipeError(f"{src}: the file is larger than {MAX_RECIPE_BYTES // 1024} KiB; a recipe is a few "
+                          "lines of YAML (masks belong in PNG files next to it)") from None
     except OSError as e:
         raise RecipeError(f"{src}: cannot read the recipe file: {e.strerror or e}") from None
-    if len(raw) > MAX_RECIPE_BYTES:
-        raise RecipeError(f"{src}: the file is larger than {MAX_RECIPE_BYTES // 1024} KiB; a recipe is a few "
-                          "lines of YAML (masks belong in PNG files next to it)")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
