@@ -51,8 +51,9 @@ def click_pixel(click, shape: tuple[int, int]) -> tuple[int, int] | None:
     `click`: {"x", "y", "width", "height"} in display pixels, x and y measured from the picture's
     top-left corner (what `streamlit_image_coordinates` returns; fractional in a zoomed browser).
     The pointer is on display pixel floor(x), which `upscale` draws from map column
-    floor(x)·W // width: the part found is the part shown under the pointer, also when the
-    picture is drawn smaller than the map. The far edge (x = width) counts as the last pixel.
+    floor(x)·W // width, so the part found is the part drawn under the pointer (exactly when the
+    picture is shown at the size it was made; when the browser rescales it to fit the column,
+    up to a display pixel at a part's edge). The far edge (x = width) counts as the last pixel.
     Anything that is not such a click (missing keys, a non-positive size, a point outside the
     picture) gives None."""
     try:
