@@ -279,6 +279,28 @@ def make_parts_screenshot(out: Path = ROOT / "docs" / "app_parts_click.png") -> 
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def make_photo_preview_screenshot(workspace: Path, out: Path = ROOT / "docs" / "app_photo_recipe_preview.png") -> None:
+    """docs/app_photo_recipe_preview.png: the Batch page previewing recipes/terrain64-photos.yaml
+    (run by hand; projecting the 16 photos takes minutes on a CPU the first time, then the
+    projections are in `workspace`/.cache/projections)."""
+    workspace.mkdir(parents=True, exist_ok=True)
+    with app_server(workspace, ROOT / "recipes") as url, browser_page(width=1200) as page:
+        open_page(page, url, "Feature blend")
+        page.locator("canvas").last.wait_for(timeout=90_000)
+        goto_nav(page, "Batch", "Batch")
+        page.get_by_test_id("stSelectbox").filter(has_text="Recipe").first.click()
+        time.sleep(1)          # the list opens
+        page.get_by_role("option").filter(has_text="terrain64-photos").first.click()
+        page.get_by_text("terrain64-photos: model terrain64").wait_for(timeout=60_000)
+        page.get_by_text("Preview the first 4 variants").click()
+        wait_for(lambda: image_src(page, "#3 "), timeout=3600, what="the preview")
+        time.sleep(2)
+        top = page.get_by_text("Preview the first 4 variants").bounding_box()
+        last = page.get_by_test_id("stImage").filter(has_text="#3 ").bounding_box()
+        page.screenshot(path=str(out), full_page=True, clip={
+            "x": 300, "y": top["y"] - 120, "width": 900, "height": last["y"] + last["height"] - top["y"] + 160})
+
+
 def make_docs_screenshots(out: Path = ROOT / "docs") -> None:
     """docs/app_*.png: each page with a drawn region and its result (run by hand, not a test)."""
     out.mkdir(exist_ok=True)
@@ -336,3 +358,5 @@ if __name__ == "__main__" and sys.argv[1:] == ["docs"]:
     make_docs_screenshots()
 if __name__ == "__main__" and sys.argv[1:] == ["parts"]:
     make_parts_screenshot()
+if __name__ == "__main__" and sys.argv[1:2] == ["photo-preview"]:
+    make_photo_preview_screenshot(Path(sys.argv[2] if sys.argv[2:] else "workspace").resolve())
