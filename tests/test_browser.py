@@ -207,6 +207,18 @@ def test_batch_progress_survives_page_switches_and_review_works_from_the_keyboar
             assert im.format == "PNG" and im.size[0] == im.size[1] > 1
 
 
+def steady_box(locator, tries: int = 40) -> dict:
+    """The element's box once two looks 0.25 s apart agree (a redrawn image settles its size)."""
+    box = locator.bounding_box()
+    for _ in range(tries):
+        time.sleep(0.25)
+        again = locator.bounding_box()
+        if again == box and box and box["height"] > 0:
+            return box
+        box = again
+    raise AssertionError(f"the element's box did not settle: {box}")
+
+
 SEED = 23              # terrain64, grass: dark rock in the middle, foliage-covered rock around it
 CLICKS = [(0.5, 0.45), (0.16, 0.25)]       # fractions of the picture: (x, y)
 
@@ -227,9 +239,12 @@ def click_parts(page, shot: Path) -> list[str]:
     chips = page.locator(".st-key-swap_parts0 [data-tag]")       # the list of the class being painted
     for k, (fx, fy) in enumerate(CLICKS):
         picture.wait_for(timeout=60_000)
-        box = picture.bounding_box()
+        box = steady_box(picture)
+        shown = picture.get_attribute("src")
         picture.click(position={"x": fx * box["width"], "y": fy * box["height"]})
         wait_for(lambda: chips.count() == k + 1, what=f"click {k + 1} to reach the part list")
+        # The picture is redrawn with the new part outlined (and resized in its frame): wait for it.
+        wait_for(lambda: picture.get_attribute("src") != shown, what="the picture to outline the part")
     wait_for(lambda: (s := image_src(page, "Result")) and s != before, what="the result to use the parts")
     time.sleep(2)          # the picture redraws with the parts outlined
     top = page.get_by_test_id("stImage").filter(has_text="Result").bounding_box()
