@@ -81,6 +81,28 @@ def test_start_with_blending_at_later_points(tiny):
         render(tiny, z, y, start=Start(2, feats[2]), blends=[Blend(zr, mask, [0, 1, 1, 1])])
 
 
+def test_a_masked_start_pastes_the_state_after_the_edits(tiny):
+    z, y = sample_latents(tiny, [13, 14]), sample_classes(tiny, [13, 14])
+    zo, yo = sample_latents(tiny, [15, 16]), sample_classes(tiny, [15, 16])
+    other_img, other = render_with_features(tiny, zo, yo, capture=[1])
+    w = torch.zeros(1, 32, 32)
+    w[:, 8:24, 8:24] = 1
+    swap = LabelSwap(["blue"], w)          # all stages, also stage 0 before the start point
+    edited = render(tiny, z, y, swap=swap)
+    # Mask 1: the given state everywhere (the source's own stages before the point leave no trace).
+    assert torch.allclose(render(tiny, z, yo, start=Start(1, other[1], mask=torch.ones(32, 32))), other_img, atol=1e-6)
+    # Mask 0: the edited source, untouched.
+    assert torch.equal(render(tiny, z, y, swap=swap, start=Start(1, other[1], mask=torch.zeros(32, 32))), edited)
+    # A half mask: the state at point 1 is the mix, area-resized to 8×8 (left half source, right half given).
+    half = torch.zeros(32, 32)
+    half[:, 16:] = 1
+    _, got = render_with_features(tiny, z, y, capture=[1], swap=swap, start=Start(1, other[1], mask=half))
+    _, own = render_with_features(tiny, z, y, capture=[1], swap=swap)
+    assert torch.allclose(got[1][..., 4:], other[1][..., 4:]) and torch.allclose(got[1][..., :4], own[1][..., :4])
+    with pytest.raises(ValueError, match="start mask values must lie in"):
+        render(tiny, z, y, start=Start(1, other[1], mask=torch.full((32, 32), 2.0)))
+
+
 def test_start_is_differentiable_in_the_features(tiny):
     z, y = sample_latents(tiny, [12]), sample_classes(tiny, [12])
     _, feats = render_with_features(tiny, z, y, capture=[2])

@@ -198,7 +198,7 @@ def test_app_parts_mode_on_both_editors_saves_part_regions(tmp_path, monkeypatch
     monkeypatch.chdir(__import__("pathlib").Path(__file__).resolve().parent.parent)
     # Label swap on terrain64 (its shipped part model): the target's region is parts of the source.
     at = app("pages/label_swap.py", model="terrain64")
-    names = ["light_ground", "vegetation", "dark_rock", "sky"]
+    names = ["grass", "sand", "rock", "sky"]
     at.multiselect(key="swap_parts0").set_value(names).run()
     assert not at.exception and not at.error, messages(at)
     assert find(at, "Result: stages")                     # a region exists: the swap preview is shown

@@ -14,7 +14,10 @@ from PIL import Image
 from toolkit import photo_variants, projection
 from toolkit.batch import run_batch
 from toolkit.dataset import read_manifest
-from toolkit.projection import ProjectionSettings
+from toolkit.judges import Judge
+from toolkit.photos import load_photo
+from toolkit.projection import ProjectionSettings, centre_crop
+from toolkit.zoo import TERRAIN64_JUDGE
 from toolkit.recipes import load_recipe
 
 RECIPE = """
@@ -114,3 +117,38 @@ def test_photo_sources_are_confined_and_checked(recipe_file, tmp_path):
     (tmp_path / "photos" / "tiny.png").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="tiny.png: not an image"):
         photo_variants.load_photo_set(load_recipe(recipe_file))
+
+
+def test_the_judge_sees_a_photo_at_the_models_scale():
+    """terrain64's judge on a shipped rock photo: at the model's scale (the crop scaled to 64 px) it sees
+    rock; on the photo's own pixels (4× finer) it sees dirt, so judging at the photo's size would be wrong."""
+    judge = Judge.load(TERRAIN64_JUDGE)
+    photo = load_photo("rock_medit_rocks_wet.jpg", Path(__file__).parents[1] / "recipes" / "photos" / "terrain")
+    crop = centre_crop(*photo.size)
+    seen = photo_variants.judge_photo(judge, photo.pixels, crop, 64)
+    assert seen.shape == photo.pixels.shape[:2]
+    rock = judge.class_names.index("rock")
+    assert (seen == rock).mean() > 0.9
+    h, w = (8 * (n // 8) for n in photo.pixels.shape[:2])
+    assert (judge.classify(photo.pixels[None, :h, :w])[0] == rock).mean() < 0.5
+
+
+def test_a_model_with_a_judge_gets_rendered_maps_and_label_agreement(tmp_path, monkeypatch):
+    """terrain64 has a judge: the batch over photos writes its photo-sized map and label_agreement
+    (before, such a run failed every variant with "the model has a judge but no rendered map")."""
+    monkeypatch.setitem(projection.PRESETS, "fast", ProjectionSettings(latent_steps=2, feature_steps=2))
+    (tmp_path / "photos").mkdir()
+    for name, colour in {"a.png": (60, 120, 40), "b.png": (200, 180, 120)}.items():
+        Image.fromarray(np.full((48, 72, 3), colour, np.uint8)).save(tmp_path / "photos" / name)
+    text = RECIPE.replace("tiny", "terrain64").replace("blue, purple", "snow, rock").replace("count: 5", "count: 2")
+    (tmp_path / "r.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    s = run_batch(tmp_path / "r.yaml", "ds", device="cpu", batch_size=2, command="cmd")
+    assert s.complete and s.written == 2
+    df = read_manifest(tmp_path / "ds")
+    for _, row in df.iterrows():
+        seen = np.asarray(Image.open(tmp_path / "ds" / row["rendered_map_file"]))
+        labels = np.asarray(Image.open(tmp_path / "ds" / row["label_map_file"]))
+        assert seen.shape == labels.shape == (48, 72)
+        assert 0 <= float(row["label_agreement"]) <= 1
+        assert float(row["label_agreement"]) == pytest.approx((seen == labels).mean(), abs=1e-6)

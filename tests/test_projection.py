@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 import toolkit
-from toolkit import LabelSwap, render, sample_classes, sample_latents
+from toolkit import Blend, LabelSwap, render, sample_classes, sample_latents
 from toolkit.images import to_uint8
-from toolkit.projection import Crop, default_point, prepare_images, project, psnr, render_projection
+from toolkit.projection import Crop, default_point, edit_region, prepare_images, project, psnr, render_projection
 
 STEPS = (60, 60)
 
@@ -59,13 +59,41 @@ def test_the_generator_is_not_touched(tiny, generated):
     assert not tiny.training
 
 
-def test_edits_act_after_the_inverted_point(tiny, proj):
+def test_photo_edit_is_the_reconstruction_outside_and_the_edited_generation_inside(tiny, proj):
     w = torch.zeros(1, 32, 32)
-    w[:, 8:24, 8:24] = 1
+    w[:, :20, :20] = 1                     # the top-left 5×5 cells of the 8×8 projection point
     edited = render_projection(tiny, proj, swap=LabelSwap(["blue"], w))
-    assert (edited - proj.reconstruction).abs()[..., 8:24, 8:24].mean() > 0.05
-    with pytest.raises(ValueError, match=r"label swap can act only on stages 1\.\.2"):
-        render_projection(tiny, proj, swap=LabelSwap(["blue"], w, stages=range(0, 3)))
+    generation = render(tiny, proj.z, proj.class_vector, swap=LabelSwap(["blue"], w))   # no photo features
+    # Beyond the reach of the two stages after the point (≈ 7 px here): the reconstruction.
+    far = torch.zeros(32, 32, dtype=torch.bool)
+    far[28:, :] = far[:, 28:] = True
+    assert torch.allclose(edited[..., far], proj.reconstruction[..., far], atol=1e-6)
+    # Well inside: the swap generated at every stage from the projected latent and class (up to the
+    # inward soft edge of the paste, which still reaches the 8×8 cells here a little).
+    assert torch.allclose(edited[..., :8, :8], generation[..., :8, :8], atol=5e-3)
+    assert (edited - proj.reconstruction).abs()[..., :20, :20].mean() > 0.05
+    # The old "resume from the inverted point" edit (the swap after the point only) is another image.
+    resumed = render(tiny, proj.z, proj.class_vector, swap=LabelSwap(["blue"], w), start=proj.start())
+    assert not torch.allclose(resumed[..., :8, :8], edited[..., :8, :8], atol=5e-2)
+
+
+def test_a_uniform_full_swap_is_a_generation_of_the_target_class(tiny, proj):
+    full = torch.ones(1, 32, 32)
+    edited = render_projection(tiny, proj, swap=LabelSwap(["blue"], full))
+    assert torch.allclose(edited, render(tiny, proj.z, ["blue", "blue"]), atol=1e-5)
+    # Early stages only (0..1: stage 0 lies before the 8×8 point, which a resume could not reach).
+    early = render_projection(tiny, proj, swap=LabelSwap(["blue"], full, stages=range(0, 2)))
+    want = render(tiny, proj.z, proj.class_vector, swap=LabelSwap(["blue"], full, stages=range(0, 2)))
+    assert torch.allclose(early, want, atol=1e-5)
+    assert (early - render(tiny, proj.z, ["blue", "blue"])).abs().max() > 1e-2   # stage 2 kept the photo's class
+
+
+def test_an_empty_region_leaves_the_reconstruction(tiny, proj):
+    nothing = torch.zeros(1, 32, 32)
+    assert torch.equal(render_projection(tiny, proj, swap=LabelSwap(["blue"], nothing)), proj.reconstruction)
+    blend = Blend(sample_latents(tiny, [7, 8]), nothing, [1, 1, 1, 1])
+    assert torch.equal(render_projection(tiny, proj, blends=[blend]), proj.reconstruction)
+    assert torch.equal(edit_region(None, [blend], 2, 32), torch.zeros(2, 32, 32))
 
 
 def test_any_size_photo_is_cropped_and_the_crop_recorded(tiny, generated):

@@ -20,11 +20,17 @@ each variant's own figure (computed per image, rounded as the manifest records i
 runs and other batch sizes write the same rows. At most FILTER_CAP × count indices are rendered;
 when fewer pass, the run ends with a DatasetError saying so (the rows stay). Such a run is not
 sharded: where it stops depends on every earlier index.
+
+When a part model is known for the recipe's model (its `parts:` file, else the one shipped for the
+zoo model) it is loaded once per run, recorded in dataset.json (file sha256, names, points) and
+every variant gets a part map (`part_maps/`, from the features of its own render). Photo recipes
+(`source.images`) get none: their pixels outside the edit are the photo's, not the model's.
 """
 from __future__ import annotations
 
 import collections
 import concurrent.futures
+import functools
 import logging
 import os
 import threading
@@ -35,7 +41,10 @@ from pathlib import Path
 from typing import Callable
 
 from . import __version__, photo_variants, pipeline
+from .checkpoints import sha256_file
 from .dataset import DatasetError, DatasetWriter, RunInfo
+from .part_edits import part_model_file, part_model_for
+from .parts import PALETTE as PART_COLOURS
 from .devices import resolve_device
 from .judges import judge_for
 from .loading import load_generator
@@ -171,6 +180,8 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
         gen = load_generator(recipe.model, device=device)   # zoo name or resolved path (recipes)
         recipe = recipe.for_generator(gen)                   # the model rules, now that the model is known
         judge = judge_for(gen)
+        photos = bool(photo_variants.photo_spec(recipe))
+        part_model = None if photos else part_model_for(recipe, gen, required=recipe.uses_parts)
         if threshold is not None and judge is None:
             raise DatasetError(f"recipe {recipe.name!r}: filter.min_label_agreement needs a judge, and model "
                                f"{recipe.model!r} has none (see docs/LABELS.md); remove `filter`")
@@ -179,10 +190,13 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
             recipe_path=str(recipe.path) if recipe.path else "", model_architecture=gen.architecture,
             class_names=list(gen.class_names) if gen.n_classes else [], count=count,
             save_source=_save_source(recipe), toolkit_version=__version__, commands=[command],
-            judge=judge.name if judge else "", judge_sha256=judge.sha256 if judge else "")
+            judge=judge.name if judge else "", judge_sha256=judge.sha256 if judge else "",
+            **(_part_fields(recipe, gen, part_model) if part_model is not None else {}))
         ds.begin(info)
-        render_fn = pipeline.render_variants
-        if photo_variants.photo_spec(recipe):    # source.images: project the photos first (cached in the dataset)
+        render_fn = pipeline.render_variants     # loads no part model per batch when given the run's:
+        if part_model is not None:
+            render_fn = functools.partial(render_fn, part_model=part_model)
+        if photos:    # source.images: project the photos first (cached in the dataset)
             render_fn = photo_variants.batch_renderer(gen, recipe, ds.dir / "projections")
         if threshold is not None:
             mine = range(FILTER_CAP * count)
@@ -249,6 +263,17 @@ def run_batch(recipe, out_dir: str | os.PathLike, *, count: int | None = None, d
             f"the manifest ({state.passed} pending, the others rejected-auto with their label_agreement). Lower "
             "min_label_agreement (see the figures in metadata.csv), or ask for a smaller count.")
     return summary
+
+
+def _part_fields(recipe, gen, pm) -> dict:
+    """RunInfo's record of the part model behind the part maps (where from, file sha256, names,
+    points, palette colours: parts.PALETTE, as the app's overlays use them)."""
+    path = part_model_file(recipe, gen)
+    where = (f"{recipe.data['parts']} (the recipe's parts file)" if recipe.data.get("parts") else
+             f"{path.name} (shipped with the toolkit for {gen.provenance.model_id})")
+    return dict(part_model=where, part_model_sha256=sha256_file(path), part_names=list(pm.names),
+                part_points=list(pm.points),
+                part_colors=[list(PART_COLOURS[i % len(PART_COLOURS)]) for i in range(pm.n_parts)])
 
 
 def _passes(figure: float | None, threshold: float) -> bool:

@@ -176,8 +176,8 @@ def _cmd_parts(args) -> int:
     if args.names and not args.from_file:
         raise ValueError("--names renames an existing part model: give it with --from FILE")
     pm = PartModel.load(args.from_file) if args.from_file else \
-        discover(g, args.parts, n_samples=args.samples, seed=args.seed, point=args.point,
-                 per_image=not args.global_centre)
+        discover(g, args.parts or (g.n_classes if args.by_class else 8), n_samples=args.samples, seed=args.seed,
+                 point=args.point, per_image=not args.global_centre, by_class=args.by_class)
     pm.check(g)
     if args.names:
         pm = pm.with_names([n.strip() for n in args.names.split(",")])
@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pa = sub.add_parser("parts", help="discover a model's parts (k-means on its features); sheet to name them")
     pa.add_argument("model", help="zoo name or weights path")
-    pa.add_argument("--parts", type=int, default=8, help="number of parts K (default 8)")
+    pa.add_argument("--parts", type=int, default=None, help="number of parts K (default 8; --by-class: the classes)")
     pa.add_argument("--out", default=None, help="part model file to write (.safetensors)")
     pa.add_argument("--samples", type=int, default=256, help="seeded samples to cluster (default 256)")
     pa.add_argument("--seed", type=int, default=0)
@@ -276,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--global-centre", action="store_true",
                     help="centre features on the dataset mean only, not per image (models whose samples are one "
                          "class each, such as terrain64: a part is then what a whole image is made of)")
+    pa.add_argument("--by-class", action="store_true",
+                    help="class-conditional models: one part per class, anchored on the model's conditioning "
+                         "(Fisher discriminant of the samples' classes) instead of k-means; see docs/PARTS.md")
     pa.add_argument("--sheet", default=None, metavar="PNG", help="write samples with their parts overlaid")
     pa.add_argument("--from", dest="from_file", default=None, metavar="FILE",
                     help="use an existing part model instead of discovering one (e.g. to rename it)")

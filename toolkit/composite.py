@@ -3,7 +3,7 @@
 The generator's reconstruction of a real photo is never exact (about 30 dB at 64 px), so we do
 not hand the user the reconstruction: only the *edited region* comes from the generator, and
 everything else is the photo's own pixels. The region is the union of the edit masks, dilated
-by a few model pixels (edits spread a little through the convolutions after the edit point),
+by a few model pixels (edits spread a little through the convolutions after the projection point),
 and clipped to the square the model sees (`Crop`). Pixels outside it are copied from the input,
 so they are bit-identical by construction (a test checks it).
 
@@ -136,8 +136,9 @@ def composite(photo: np.ndarray, edited_crop: np.ndarray, crop: Crop, edit_mask:
 def edit_photo(generator, photo, *, swap: LabelSwap | None = None, blends: Sequence[Blend] = (),
                projection: Projection | None = None, blend: str = "poisson", dilate: int | None = None,
                y=None, steps=None, point: int | None = None, seed: int = 0) -> PhotoEdit:
-    """Edit one photo: project it (unless `projection` is given), apply the label swap / blends at the
-    stages after the inverted point, and composite the edited region back at the photo's size.
+    """Edit one photo: project it (unless `projection` is given), render the label swap / blends with
+    `render_projection` (the edit generated at its stages, the photo's inverted features kept outside
+    the edit region), and composite the edited region back at the photo's size.
 
     swap.weights `[K, H, W]` and each blend's `mask` `[H, W]` are in photo coordinates; blends' `z`
     are `[1, z_dim]`. Pixels outside the dilated edit region are the input's, bit for bit.

@@ -12,14 +12,15 @@ original Neural Collage code, so change them only with a parity test.
 
 Two hooks serve the rest of the toolkit without a second loop: `capture` returns the source
 rows' stage state at chosen blend points (part segmentation reads the features of the very pass
-that renders the image), and `start` resumes the source rows from a given state at a blend point
-(edits of a projected photo act only after its inverted features). Without edits the loop equals
+that renders the image), and `start` gives the source rows' state at a blend point: everywhere (a
+resume: the projection optimises its inverted features through it) or inside a mask (a paste: a
+projected photo's edit keeps the photo's inverted features outside the edit region). Without edits the loop equals
 the generator's plain `forward` (parity-tested). It does no I/O and never mutates the generator.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 
@@ -141,14 +142,27 @@ def _swap_components(gen, swap: LabelSwap, base_cv: torch.Tensor, dev) -> tuple[
 
 @dataclass
 class Start:
-    """Resume the source rows at blend point `point` from `state` (what the stem/stages produce at
-    that point: a `[B, C, H, W]` tensor, or a tuple such as StyleGAN2's features + RGB skip).
+    """Given source state at blend point `point`: `state` is what the stem/stages produce there (a
+    `[B, C, H, W]` tensor, or a tuple such as StyleGAN2's features + RGB skip).
 
-    Used for projected photos: the inverted features replace everything before `point`, so label
-    swap can act only on stages `point..` and blending only at points `point..`.
+    mask None: a *resume*. The state replaces everything before `point`, those stages are not run,
+    and so label swap acts only on stages `point..` and blending only at points `point..` (asking
+    for earlier ones is an error). Projection optimises the inverted features through this.
+    mask `[H, W]` / `[B, H, W]` in [0, 1]: a *paste*, i.e. a blend whose reference is the given state
+    instead of a generated stream. The source runs from the stem with all its edits, and at `point`
+    (after that point's blending) its state becomes `(1 − m)·h + m·state`, `m` the mask resized to
+    the point's resolution (area average). Used to edit projected photos the way the original does:
+    generate the edit from the projected latent and class at every stage, and keep the photo's
+    inverted features outside the edit region (`projection.render_projection`).
     """
     point: int
     state: Union[torch.Tensor, tuple]
+    mask: Optional[torch.Tensor] = None
+
+    @property
+    def resumes(self) -> bool:
+        """Whether the stages before `point` are skipped (no mask: nothing of them survives)."""
+        return self.mask is None
 
 
 @dataclass
@@ -205,24 +219,32 @@ def _prepare_refs(gen, blends: Sequence[Blend], base_cv, b, dev, share: bool = T
     return refs
 
 
-def _check_start(gen, start: Start | None, swap: LabelSwap | None, active, refs, b: int) -> None:
+def _check_start(gen, start: Start | None, swap: LabelSwap | None, active, refs, b: int) -> torch.Tensor | None:
+    """Validate `start`; return its paste mask as `[B, 1, H, W]` (None for a resume or no start)."""
     if start is None:
-        return
+        return None
     p = int(start.point)
     if not 0 <= p < gen.n_blend_points:
         raise ValueError(f"start point {p} is out of range: this model has blend points 0..{gen.n_blend_points - 1}")
     rows = _first(start.state).shape[0]
     if rows != b:
         raise ValueError(f"start state has {rows} rows for {b} latents")
+    if not start.resumes:
+        mask = _batch(torch.as_tensor(start.mask, dtype=gen.dtype).to(gen.device), 2, b, "start mask")
+        if mask.min() < -_TOL or mask.max() > 1 + _TOL:
+            raise ValueError("start mask values must lie in [0, 1]")
+        return mask[:, None]
     if swap is not None and swap.stages is not None and bool(active[..., :p].any()):
         raise ValueError(f"the source starts from inverted features at blend point {p}: label swap can act only "
                          f"on stages {p}..{gen.n_stages - 1} (the stages after that point); earlier stages are "
-                         "fixed by the inversion. Ask for later stages, or project at an earlier point")
+                         "fixed by the inversion. Ask for later stages, or paste the features with a mask "
+                         "(Start(..., mask=...), as projection.render_projection does)")
     early = sorted({q for r in refs for q in r.points if q < p})
     if early:
         raise ValueError(f"the source starts from inverted features at blend point {p}: blending at point(s) "
                          f"{early} has no effect there. Use blend points {p}..{gen.n_blend_points - 1}, or "
-                         "project at an earlier point")
+                         "paste the features with a mask (Start(..., mask=...))")
+    return None
 
 
 def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
@@ -271,8 +293,9 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
         src_cv, src_w, active = base_cv[:, None], None, None
     # Per-call options (e.g. per-variant noise) may differ between the rows of a reference stream.
     refs = _prepare_refs(gen, blends, base_cv, b, dev, share=not options)
-    _check_start(gen, start, swap, active, refs, b)
-    if start is not None and active is not None:
+    paste_mask = _check_start(gen, start, swap, active, refs, b)
+    resume = start is not None and start.resumes
+    if resume and active is not None:
         active = active.clone()
         active[..., :int(start.point)] = False    # "all stages" from a start point: those after it
     m = src_cv.shape[1]
@@ -343,14 +366,28 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
     def rows_for(point: int) -> int:
         return b + sum(r.rows for r in refs if r.last >= point)
 
-    first = 0 if start is None else int(start.point)
+    first = int(start.point) if resume else 0
     features: dict = {}
+
+    def paste(h, point: int):
+        """A masked start: the given state where the mask is 1, after the point's blending."""
+        if paste_mask is None or point != int(start.point):
+            return h
+
+        def mix(t: torch.Tensor, st) -> torch.Tensor:
+            st = torch.as_tensor(st).to(t)
+            m = resize_weights(paste_mask, tuple(t.shape[-2:]))
+            if torch.is_grad_enabled():
+                return torch.cat([t[:b] * (1 - m) + m * st, t[b:]])
+            t[:b].lerp_(st, m)
+            return t
+        return tuple(mix(t, st) for t, st in zip(h, start.state)) if isinstance(h, tuple) else mix(h, start.state)
 
     def take(h, point: int):
         if point in capture:
             features[point] = _map(h, lambda t: t[:b].clone())
 
-    if start is not None and not refs:
+    if resume and not refs:
         # Nothing runs before the start point: the source begins there, alone.
         h = _map(start.state, lambda t: torch.as_tensor(t).to(dev, gen.dtype))
     else:
@@ -361,17 +398,19 @@ def run_stages(gen, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
             n = rows_for(s + 1)
             h = _map(h, lambda t: t[:n])
             h = gen.stage(s, h, cond_for(s).narrow(n))
-        if start is not None:
+        if resume:
             # Reference streams ran up to the start point; the source rows are replaced there.
             h = tuple(torch.cat([torch.as_tensor(st).to(t), t[b:]]) for st, t in zip(start.state, h)) \
                 if isinstance(h, tuple) else torch.cat([torch.as_tensor(start.state).to(h), h[b:]])
         h = blend(h, first)
+    h = paste(h, first)
     take(h, first)
     for s in range(first, gen.n_stages):
         n = rows_for(s + 1)
         h = _map(h, lambda t: t[:n])
         h = gen.stage(s, h, cond_for(s).narrow(n))
         h = blend(h, s + 1)
+        h = paste(h, s + 1)
         take(h, s + 1)
     h = _map(h, lambda t: t[:b])
     return gen.head(h), features
@@ -390,8 +429,8 @@ def render(generator, z: torch.Tensor, y=None, *, swap: LabelSwap | None = None,
     """Render a batch of variants: images `[B, 3, H, W]` in [-1, 1] (raw output for models without tanh).
 
     `y` (class ids, names or soft class vectors) is required for class-conditional models and
-    must be omitted for unconditional ones. `start` resumes the sources from given features (see
-    `Start`). No gradients; the generator must be in eval mode.
+    must be omitted for unconditional ones. `start` gives the sources' state at a blend point,
+    everywhere or inside a mask (see `Start`). No gradients; the generator must be in eval mode.
     """
     _check_eval(generator)
     return run_stages(generator, z, y, swap=swap, blends=blends, truncation=truncation, start=start,

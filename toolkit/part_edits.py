@@ -24,6 +24,7 @@ second pass. Candidates cost one extra render each (their features and images), 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 from .engine import render_with_features
 from .images import to_uint8
 from .masks import PartRegion, gaussian_feather
-from .parts import PartModel, segment_features, shipped
+from .parts import PartModel, segment_features, shipped_path
 from .recipes.files import resolve_path
 from .recipes.variants import BlendEdit, Variant
 from .sampling import sample_latents
@@ -46,17 +47,29 @@ def needs_parts(variants: list[Variant]) -> bool:
                for v in variants for e in v.edits)
 
 
+def part_model_file(recipe, generator) -> Path | None:
+    """The file `part_model_for` loads: the recipe's `parts` file (inside its folder), else the one
+    shipped for the zoo model, else None. The batch runner records its sha256 in the dataset."""
+    rel = recipe.data.get("parts")
+    if rel:
+        return resolve_path(rel, recipe.base_dir, "a part model file")
+    prov = getattr(generator, "provenance", None)
+    if prov is None or prov.source != "zoo" or not shipped_path(prov.model_id).is_file():
+        return None
+    return shipped_path(prov.model_id)
+
+
 def part_model_for(recipe, generator, required: bool = True) -> PartModel | None:
     """The recipe's `parts` file (inside its folder), else the part model shipped for the model;
     None when there is none and it is not `required` (a recipe without part regions)."""
-    rel = recipe.data.get("parts")
-    pm = PartModel.load(resolve_path(rel, recipe.base_dir, "a part model file")) if rel else shipped(generator)
-    if pm is None and not required:
+    path = part_model_file(recipe, generator)
+    if path is None and not required:
         return None
-    if pm is None:
+    if path is None:
         raise ValueError(f"recipe {recipe.name!r} uses parts ({{part: ...}} regions or reference match) but no part "
                          f"model is known for {generator.name_for_errors}: make one with `python -m toolkit parts "
                          "MODEL --parts K --out FILE`, name its parts, and set `parts: FILE` in the recipe")
+    pm = PartModel.load(path)
     pm.check(generator)
     return pm
 

@@ -9,13 +9,15 @@ background; grass, rock, sky) that are consistent across samples. Here:
   (the engine's `capture` hook: the features of the very pass that renders the images), centres
   and L2-normalises every pixel's feature vector and runs spherical k-means (k-means++ seeding,
   several restarts, the best objective kept). Deterministic for a seed on a given machine.
-- A `PartModel` holds the centroids, the points, the per-point feature means, the part names and
-  the model it belongs to (id + sha256); it refuses any other model.
+  `by_class=True` (class-conditional models) anchors one part per class on the model's own
+  conditioning instead (`toolkit.part_fit.class_anchors`): on terrain64 the k-means parts did
+  not mean the same material across images, these do (docs/PARTS.md "How good").
+- A `PartModel` holds the centroids (and, class-anchored, a bias), the points, the per-point
+  feature means, the part names and the model it belongs to (id + sha256); it refuses any other.
 - `segment_features` turns already-captured features into a part map at image resolution: the
-  cosine similarity to each centroid is computed on the feature grid, upsampled bilinearly to the
-  image (this is the only smoothing) and the best part is taken per pixel. It costs one small
-  matrix product per pixel, nothing next to the render that produced the features; `segment`
-  renders and segments in one pass for callers that have no features yet.
+  scores are computed per point on its own grid (K maps, not C channels), upsampled bilinearly
+  to the image (the only smoothing), best part per pixel: about 0.1–0.25× the render that
+  produced the features; `segment` renders and segments in one pass for callers without features.
 
 This module renders through the engine and never mutates the generator. File I/O: `PartModel.save`
 (atomic, through `toolkit.io`) and `load` (safetensors: no code runs on load).
@@ -36,6 +38,7 @@ from PIL import Image, ImageDraw
 from safetensors.torch import save_file
 
 from .checkpoints import state_sha256
+from .part_fit import class_anchors, spherical_kmeans
 from .engine import render_with_features
 from .images import grid, to_uint8
 from .io import atomic_path
@@ -71,7 +74,8 @@ def default_points(generator) -> tuple[int, ...]:
     the model has them (16×16 + 32×32 for 64-pixel models), else the two finest below the image.
 
     Why two: the coarser point carries what a region *is* (semantics), the finer one where its
-    border runs; concatenated, they beat either alone on terrain64 (docs/PARTS.md)."""
+    border runs; concatenated, terrain64's class-anchored parts beat either alone (ARI 0.56 against
+    0.47 and 0.45; for its k-means parts all three were about 0.1: docs/PARTS.md)."""
     res = generator.blend_resolutions
     want = [i for i, r in enumerate(res) if r in (generator.resolution // 4, generator.resolution // 2)]
     if len(want) == 2:
@@ -92,6 +96,7 @@ class PartModel:
     info: dict = field(default_factory=dict)   # how it was made: samples, seed, classes, objective, coverage
     smooth: int = 1                    # box average (feature pixels) before normalising; see pixel_features
     per_image: bool = False            # centre each image's features on its own mean; see pixel_features
+    bias: torch.Tensor | None = None   # [K] class-anchored models (discover(by_class=True)): linear scores
 
     def __post_init__(self):
         self.points = tuple(int(p) for p in self.points)
@@ -149,6 +154,8 @@ class PartModel:
         path = Path(path)
         tensors = {"centroids": self.centroids.float().contiguous().cpu()}
         tensors.update({f"mean.{p}": m.float().contiguous().cpu() for p, m in zip(self.points, self.means)})
+        if self.bias is not None:
+            tensors["bias"] = self.bias.float().contiguous().cpu()
         meta = {"format": FORMAT_TAG, "part_model": json.dumps({
             "points": list(self.points), "model_id": self.model_id, "sha256": self.sha256,
             "names": list(self.names), "info": self.info, "smooth": self.smooth,
@@ -179,15 +186,17 @@ class PartModel:
             raise PartModelError(f"{path}: tensors {missing} are missing; the file is damaged, rebuild it")
         c = tensors["centroids"].float()
         means = [tensors[f"mean.{p}"].float() for p in points]
-        if c.dim() != 2 or c.shape[1] != sum(m.numel() for m in means):
+        bias = tensors.get("bias")
+        if c.dim() != 2 or c.shape[1] != sum(m.numel() for m in means) or \
+                (bias is not None and bias.shape != (c.shape[0],)):
             raise PartModelError(f"{path}: centroids {list(c.shape)} do not match the feature means "
-                                 f"({[m.numel() for m in means]} channels); the file is damaged, rebuild it")
+                                 f"({[m.numel() for m in means]} channels) or the bias; the file is damaged, rebuild it")
         return cls(c, points, means, d["model_id"], d["sha256"], list(d["names"]), dict(d.get("info", {})),
-                   int(d.get("smooth", 1)), bool(d.get("per_image", False)))
+                   int(d.get("smooth", 1)), bool(d.get("per_image", False)), None if bias is None else bias.float())
 
     def with_names(self, names: Sequence[str]) -> "PartModel":
         return PartModel(self.centroids, self.points, self.means, self.model_id, self.sha256, list(names),
-                         self.info, self.smooth, self.per_image)
+                         self.info, self.smooth, self.per_image, self.bias)
 
 
 def shipped_path(model_id: str) -> Path:
@@ -213,10 +222,17 @@ def _tensor(state) -> torch.Tensor:
 
 def blur(m: torch.Tensor, k: int) -> torch.Tensor:
     """k×k box average on the feature grid (same size; borders average what is inside)."""
-    if k == 2:   # the default, 4× faster than avg_pool2d's count_include_pad=False path; the same values:
-        # a replicated top/left edge averages to exactly the mean of the pixels that are inside
-        p = F.pad(m, (1, 0, 1, 0), mode="replicate")
-        return (p[..., 1:, 1:] + p[..., :-1, 1:] + p[..., 1:, :-1] + p[..., :-1, :-1]) * 0.25
+    if k == 2:   # the default, several times faster than avg_pool2d's count_include_pad=False path, the
+        # same values: the top/left edge repeated (2·x there) averages to the mean of the pixels inside.
+        # Separable (pairs along rows, then along columns), written in place of a padded copy
+        # (replication padding alone cost as much as the rest of segment_features).
+        h = torch.empty_like(m)
+        torch.add(m[..., 1:], m[..., :-1], out=h[..., 1:])
+        torch.mul(m[..., :1], 2, out=h[..., :1])
+        v = torch.empty_like(m)
+        torch.add(h[..., 1:, :], h[..., :-1, :], out=v[..., 1:, :])
+        torch.mul(h[..., :1, :], 2, out=v[..., :1, :])
+        return v.mul_(0.25)
     return m if k <= 1 else F.avg_pool2d(m, k, 1, k // 2, count_include_pad=False)[..., :m.shape[-2], :m.shape[-1]]
 
 
@@ -225,42 +241,81 @@ def _prepare(m: torch.Tensor, smooth: int, per_image: bool) -> torch.Tensor:
     return m - m.mean((2, 3), keepdim=True) if per_image else m
 
 
+def _point_features(state, mean: torch.Tensor, smooth: int, per_image: bool) -> torch.Tensor:
+    """One point's `[B, C, h, w]` features, box-averaged, centred and L2-normalised per pixel."""
+    m = _tensor(state).float()
+    return F.normalize(_prepare(m, smooth, per_image) - mean.to(m.device).view(1, -1, 1, 1), dim=1)
+
+
 def pixel_features(states: dict, points: Sequence[int], means: Sequence[torch.Tensor], smooth: int = 1,
-                   per_image: bool = False) -> torch.Tensor:
+                   per_image: bool = False, unit: bool = True) -> torch.Tensor:
     """`[B, D, h, w]`: per point, box-averaged over `smooth`×`smooth` feature pixels (transposed
     convolutions leave a 2×2 checkerboard in the features that k-means would otherwise cluster
     on; an even size cancels it, at a shift of half a feature pixel), centred (`per_image`: on each
     image's own mean, so parts are what differs *within* a sample rather than global lighting or
-    skin tone; then on the dataset mean `means`), L2-normalised per pixel, upsampled (bilinear) to the finest point's grid and
-    concatenated; the whole vector is scaled back to unit length."""
-    maps = [_tensor(states[p]).float() for p in points]
-    size = max(tuple(m.shape[-2:]) for m in maps)
+    skin tone; then on the dataset mean `means`), L2-normalised per pixel, upsampled (bilinear) to
+    the finest point's grid and concatenated; the whole vector is scaled back to unit length (`unit`; class-anchored models,
+    whose scores have a bias, use the concatenation as it is)."""
+    size = max(tuple(_tensor(states[p]).shape[-2:]) for p in points)
     out = []
-    for m, mean in zip(maps, means):
-        m = F.normalize(_prepare(m, smooth, per_image) - mean.to(m.device).view(1, -1, 1, 1), dim=1)
+    for st, mean in zip((states[p] for p in points), means):
+        m = _point_features(st, mean, smooth, per_image)
         if tuple(m.shape[-2:]) != size:
             m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
         out.append(m)
-    return F.normalize(torch.cat(out, 1), dim=1)
+    return F.normalize(torch.cat(out, 1), dim=1) if unit else torch.cat(out, 1)
 
 
 def part_scores(part_model: PartModel, states: dict, size: int | None = None) -> torch.Tensor:
-    """`[B, K, H, W]` cosine similarity of each pixel to each part, upsampled to `size` (bilinear)."""
+    """`[B, K, H, W]` part scores, upsampled to `size` (bilinear); the best part per pixel is the
+    argmax over K.
+
+    Why not the cosine to the concatenated vector of `pixel_features` directly: preparing and
+    upsampling every channel (192 on faces64) to the finest grid cost about as much as the render.
+    The scores are computed per point instead, at that point's own resolution: each point's
+    normalised features dotted with that point's slice of each centroid (K maps per point),
+    upsampled (bilinear, a linear map, so it commutes with the dot product) to the finest grid and
+    summed. That is the cosine to the concatenated vector times that vector's length before its
+    final normalisation, a positive per-pixel factor: the best part of every feature pixel of the
+    finest grid is the same as the full cosine's, and the image-resolution map differs only where
+    the final bilinear upsampling mixes neighbours whose factors differ (a part border; measured in
+    docs/PARTS.md and tests/test_parts.py)."""
     missing = [p for p in part_model.points if p not in states]
     if missing:
         raise PartModelError(f"features at blend point(s) {missing} were not captured; render with "
                              f"capture={list(part_model.points)} (part_model.points)")
-    x = pixel_features(states, part_model.points, part_model.means, part_model.smooth, part_model.per_image)
-    s = (part_model.centroids.to(x.device) @ x.flatten(2)).view(x.shape[0], -1, *x.shape[2:])   # [B, K, h, w]
-    if size is not None and tuple(s.shape[-2:]) != (size, size):
-        s = F.interpolate(s, size=(size, size), mode="bilinear", align_corners=False)
-    return s
+    grid_size = max(tuple(_tensor(states[p]).shape[-2:]) for p in part_model.points)
+    c = part_model.centroids
+    total, start = None, 0
+    for p, mean in zip(part_model.points, part_model.means):
+        m = _tensor(states[p]).float()
+        x = blur(m, part_model.smooth)
+        shift = mean.to(m.device).view(1, -1, 1, 1)
+        if part_model.per_image:
+            shift = shift + x.mean((2, 3), keepdim=True)
+        x = x.sub_(shift) if x is not m else x - shift       # one pass; never write into the caller's states
+        cp = c[:, start:start + x.shape[1]].to(x.device)
+        start += x.shape[1]
+        # normalise the K dot products rather than the C channels: the same cosine, C/K times less work
+        norm = (x * x).sum(1, keepdim=True).sqrt_().clamp_min_(1e-12)    # 5× faster than vector_norm here
+        s = (cp @ x.flatten(2)).view(x.shape[0], -1, *x.shape[2:]) / norm                  # [B, K, h, w]
+        if tuple(s.shape[-2:]) != grid_size:
+            s = F.interpolate(s, size=grid_size, mode="bilinear", align_corners=False)
+        total = s if total is None else total + s
+    if part_model.bias is not None:      # class-anchored: linear scores on the concatenation (exact, see discover)
+        total = total + part_model.bias.to(total.device).view(1, -1, 1, 1)
+    if size is not None and tuple(total.shape[-2:]) != (size, size):
+        # channels-last: the upsampling and segment_features' argmax over K run several times faster
+        total = F.interpolate(total.contiguous(memory_format=torch.channels_last), size=(size, size),
+                              mode="bilinear", align_corners=False)
+    return total
 
 
 def segment_features(part_model: PartModel, states: dict, size: int) -> torch.Tensor:
     """Part ids `[B, size, size]` (long) from features captured at `part_model.points` during a
     render (`render_with_features(..., capture=part_model.points)`): no second forward pass."""
-    return part_scores(part_model, states, size).argmax(1)
+    # contiguous when channels-last; max(-1).indices is argmax (first of ties too), 30% faster here
+    return part_scores(part_model, states, size).permute(0, 2, 3, 1).max(-1).indices
 
 
 @torch.no_grad()
@@ -271,47 +326,6 @@ def segment(generator, part_model: PartModel, z: torch.Tensor, y=None, **render_
     part_model.check(generator)
     _, states = render_with_features(generator, z, y, capture=part_model.points, **render_options)
     return segment_features(part_model, states, generator.resolution)
-
-
-# -- spherical k-means -------------------------------------------------------------------------------
-def _kmeanspp(x: torch.Tensor, k: int, rng: torch.Generator) -> torch.Tensor:
-    """k-means++ seeding with cosine distance (1 − x·c): spread-out starting centroids."""
-    c = [x[torch.randint(len(x), (1,), generator=rng)].squeeze(0)]
-    d = 1 - x @ c[0]
-    for _ in range(1, k):
-        w = d.clamp_min(0) ** 2
-        i = torch.multinomial(w / w.sum(), 1, generator=rng) if w.sum() > 0 else torch.randint(len(x), (1,), generator=rng)
-        c.append(x[i].squeeze(0))
-        d = torch.minimum(d, 1 - x @ c[-1])
-    return torch.stack(c)
-
-
-def spherical_kmeans(x: torch.Tensor, k: int, *, seed: int = 0, restarts: int = 4,
-                     iters: int = 60) -> tuple[torch.Tensor, float]:
-    """Centroids `[k, D]` (unit rows) maximising Σ max_j x·c_j over unit rows `x` `[N, D]`, and that
-    objective divided by N. Empty clusters are re-seeded at the worst-fitting points."""
-    if len(x) < k:
-        raise ValueError(f"spherical k-means: {len(x)} vectors cannot make {k} clusters")
-    rng = torch.Generator().manual_seed(seed)
-    best, best_score = None, -float("inf")
-    for _ in range(restarts):
-        c = _kmeanspp(x[torch.randperm(len(x), generator=rng)[:20000]], k, rng)
-        prev = None
-        for _ in range(iters):
-            sim, a = (x @ c.T).max(1)
-            if prev is not None and torch.equal(a, prev):
-                break
-            prev = a
-            acc = torch.zeros_like(c).index_add_(0, a, x)
-            counts = torch.bincount(a, minlength=k)
-            empty = (counts == 0).nonzero().flatten()
-            if len(empty):
-                acc[empty] = x[sim.argsort()[:len(empty)]]
-            c = F.normalize(acc, dim=1)
-        score = float((x @ c.T).max(1).values.mean())
-        if score > best_score:
-            best, best_score = c, score
-    return best, best_score
 
 
 # -- discovery ------------------------------------------------------------------------------------
@@ -339,16 +353,25 @@ def capture_states(generator, z, y, points: Sequence[int], batch_size: int = 32)
 @torch.no_grad()
 def discover(generator, n_parts: int, *, n_samples: int = 256, point: int | Sequence[int] | None = None,
              seed: int = 0, classes=None, restarts: int = 4, smooth: int = 2, per_image: bool = True,
-             max_pixels: int = 150_000) -> PartModel:
+             max_pixels: int = 150_000, by_class: bool = False) -> PartModel:
     """Find `n_parts` parts of `generator` from `n_samples` seeded samples (see the module docstring).
 
     point: a blend point or several (features concatenated); default `default_points`. classes:
     class ids/names the samples are drawn from (conditional models; default all). At most
     `max_pixels` pixel vectors (a seeded subset) enter the k-means; all pixels count for coverage.
     Parts are numbered by coverage, largest first, and named part0, part1, ... until named.
+
+    by_class (class-conditional models): one part per class the samples are drawn from, anchored
+    on the model's own conditioning instead of k-means (`class_anchors`; features centred on the
+    dataset mean, not per image, and not rescaled after concatenation, since the scores are linear);
+    parts keep the classes' order and names. `n_parts` must be that number of classes.
     """
     if n_parts < 2:
         raise ValueError(f"n_parts must be at least 2, got {n_parts}")
+    if by_class and not generator.n_classes:
+        raise ValueError(f"by_class anchors parts on classes, but {generator.name_for_errors} is unconditional: "
+                         "discover without by_class")
+    per_image = per_image and not by_class
     points = default_points(generator) if point is None else \
         ((int(point),) if isinstance(point, (int, np.integer)) else tuple(sorted({int(p) for p in point})))
     bad = [p for p in points if not 0 <= p < generator.n_blend_points]
@@ -358,10 +381,13 @@ def discover(generator, n_parts: int, *, n_samples: int = 256, point: int | Sequ
     z, y = sample_inputs(generator, n_samples, seed, classes)
     states = capture_states(generator, z, y, points)
     means = [_prepare(_tensor(states[p]), smooth, per_image).mean((0, 2, 3)) for p in points]
-    x = pixel_features(states, points, means, smooth, per_image)       # [N, D, h, w]
+    x = pixel_features(states, points, means, smooth, per_image, unit=not by_class)       # [N, D, h, w]
     flat = x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
     rng = torch.Generator().manual_seed(derive_seed("parts-fit", seed))
-    fit = flat[torch.randperm(len(flat), generator=rng)[:max_pixels]] if len(flat) > max_pixels else flat
+    pick = torch.randperm(len(flat), generator=rng)[:max_pixels] if len(flat) > max_pixels else torch.arange(len(flat))
+    fit = flat[pick]
+    if by_class:
+        return _discover_by_class(generator, x, flat, fit, pick, y, n_parts, points, means, smooth, n_samples, seed)
     c, score = spherical_kmeans(fit, n_parts, seed=derive_seed("kmeans", seed), restarts=restarts)
     counts = torch.bincount((flat @ c.T).argmax(1), minlength=n_parts)
     order = counts.argsort(descending=True, stable=True)
@@ -372,6 +398,22 @@ def discover(generator, n_parts: int, *, n_samples: int = 256, point: int | Sequ
             "grid": list(x.shape[-2:]), "restarts": restarts}
     return PartModel(c, points, means, _model_id(generator), model_sha256(generator), info=info, smooth=smooth,
                      per_image=per_image)
+
+
+def _discover_by_class(generator, x, flat, fit, pick, y, n_parts, points, means, smooth, n_samples, seed):
+    used = sorted(set(y.tolist()))
+    if n_parts != len(used):
+        raise ValueError(f"by_class makes one part per class: the {n_samples} samples are drawn from {len(used)} "
+                         f"classes, so n_parts must be {len(used)}, not {n_parts}")
+    lab = torch.as_tensor([used.index(int(v)) for v in y]).repeat_interleave(x.shape[2] * x.shape[3])
+    a, b = class_anchors(fit, lab[pick], len(used))
+    assign = (flat @ a.T + b).argmax(1)
+    cover = (torch.bincount(assign, minlength=n_parts).float() / len(flat)).tolist()
+    info = {"n_samples": n_samples, "seed": seed, "classes": [generator.class_names[i] for i in used],
+            "method": "by_class", "coverage": [round(v, 4) for v in cover], "grid": list(x.shape[-2:]),
+            "own_class_share": round(float((assign == lab).float().mean()), 4)}
+    return PartModel(a, points, means, _model_id(generator), model_sha256(generator),
+                     [generator.class_names[i] for i in used], info, smooth, False, b)
 
 
 # -- figures ------------------------------------------------------------------------------------------

@@ -2,12 +2,13 @@
 
 Variant i edits photo `i mod N` (photos sorted by path) with the recipe's random edits, drawn
 exactly as for generated sources. Each photo is projected once (`ProjectionCache` in the
-dataset folder, keyed by model sha256, photo sha256 and projection settings); the variants
-resume from its inverted features (`engine.Start`), so
+dataset folder, keyed by model sha256, photo sha256 and projection settings). A variant is
+edited as `projection.render_projection` edits a photo, so
 
-- label swaps act on the stages after the projection point and blends at the points from it
-  on: a recipe's stage range or strengths reaching earlier are clipped there (the engine's
-  rule for a start point; the point is recorded with the photo in `params`);
+- the edits run as the recipe says (label swaps at their stage ranges, blends at their points,
+  exactly as for generated sources) on the image generated from the photo's projected latent and
+  class, and the photo's inverted features are pasted at the projection point outside the edit
+  region (`projection.photo_start`): the region shows the asked class, the rest the reconstruction;
 - the edited 64-px crop is composited back into the photo at the photo's size (Poisson), so
   written images, masks and label maps are photo-sized and pixels outside the dilated edit
   region are the photo's own bytes.
@@ -15,7 +16,9 @@ resume from its inverted features (`engine.Start`), so
 The photo's class is its projection's soft class (argmax), not the class the recipe draws for
 generated sources: the label map's base class is what the photo looks like to the model.
 `params.source.image` records the photo (path relative to the recipe folder, sha256), crop,
-projection preset, point and PSNR. No file I/O here except reading the photos.
+projection preset, point and PSNR. With a judge (terrain64 has one) the rendered map and
+`label_agreement` are measured on the photo-sized image at the model's scale (`judge_photo`).
+No file I/O here except reading the photos.
 """
 from __future__ import annotations
 
@@ -26,14 +29,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from .composite import composite as composite_photo, to_photo_frame
-from .engine import Start, render
+from .engine import render
 from .images import to_uint8
+from .judges import Judge, agreement, judge_for
 from .photos import Photo, find_photos, load_photo
 from .pipeline import (RenderedVariant, blends_for, class_weight_maps, edit_classes, label_swap_for, labels_for,
                        locality, prepare_masks)
-from .projection import PRESETS, Projection, ProjectionSettings
+from .projection import PRESETS, Crop, Projection, ProjectionSettings, edit_region, photo_start
 from .projection_cache import ProjectionCache
 from .recipes import Recipe
 from .recipes.variants import Source, Variant
@@ -78,14 +83,6 @@ class PhotoRenderedVariant(RenderedVariant):
         return p
 
 
-def _clip_swap(swap, point: int):
-    if swap is not None:
-        stages = swap.stages.clone()
-        stages[..., :point] = False
-        swap = dataclasses.replace(swap, stages=stages)
-    return swap
-
-
 def render_photo_variants(generator, recipe: Recipe, variants: list[Variant], photo_set: PhotoSet,
                           projections: dict[str, Projection]) -> list[PhotoRenderedVariant]:
     """Render variants over photos (one batched engine call) and composite each into its photo.
@@ -109,10 +106,9 @@ def render_photo_variants(generator, recipe: Recipe, variants: list[Variant], ph
     feats = torch.cat([p.features for p in projs]) if not isinstance(projs[0].features, tuple) else \
         tuple(torch.cat(ts) for ts in zip(*[p.features for p in projs]))
     blends = blends_for(gen, variants, per_masks)
-    for b in blends:
-        b.strength[:, :point] = 0        # the projected features stand for everything before `point`
-    swap = _clip_swap(label_swap_for(variants, per_masks, gen.n_stages), point)
-    edited = to_uint8(render(gen, z, cv, swap=swap, blends=blends, start=Start(point, feats)))
+    swap = label_swap_for(variants, per_masks, gen.n_stages)
+    where = edit_region(swap, blends, len(variants), res).to(gen.device, gen.dtype)
+    edited = to_uint8(render(gen, z, cv, swap=swap, blends=blends, start=photo_start(gen, point, feats, where)))
     out = []
     for k, (v, ph, pr, ms) in enumerate(zip(variants, photos, projs, per_masks)):
         crop = pr.crops[0]
@@ -135,7 +131,26 @@ def render_photo_variants(generator, recipe: Recipe, variants: list[Variant], ph
             mask=(region * 255).astype(np.uint8), label=label, label_id=label_id, soft_label=soft,
             source_class=source_class, edit_classes=edit_classes(v),
             locality=locality(image, ph.pixels, edit_photo_mask), photo_record=record))
+    judge = judge_for(gen) if info.n_classes else None
+    if judge is not None:
+        for rv, pr in zip(out, projs):
+            rv.rendered_map = judge_photo(judge, rv.image, pr.crops[0], res)
+            rv.label_agreement = agreement(rv.label_map, rv.rendered_map)
     return out
+
+
+def judge_photo(judge: Judge, image: np.ndarray, crop: Crop, resolution: int) -> np.ndarray:
+    """What the judge sees in a photo-sized image `[H, W, 3]`, as a photo-sized map `[H, W]` uint8.
+
+    The judge learnt the model's scale (a crop of `resolution` pixels), so the whole photo is first
+    scaled by `resolution / crop.size` (box filter; sides rounded to multiples of 8, which the judge
+    needs, so the aspect ratio may change by a few percent), classified, and the map scaled back
+    (nearest)."""
+    s = resolution / crop.size
+    size = tuple(max(24, 8 * round(n * s / 8)) for n in (crop.width, crop.height))
+    small = np.array(Image.fromarray(image).resize(size, Image.BOX))   # writable: torch.from_numpy warns otherwise
+    seen = judge.classify(small[None])[0]
+    return np.asarray(Image.fromarray(seen).resize((crop.width, crop.height), Image.NEAREST))
 
 
 def batch_renderer(generator, recipe: Recipe, cache_dir: Path):

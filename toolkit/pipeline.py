@@ -9,7 +9,10 @@ each variant's label map, soft label and locality from the variant's recorded pa
 so a manifest row's `params` are enough to redo its image. When the model has a judge
 (`toolkit.judges`), each conditional variant also gets the map of what the judge sees in the
 image (`rendered_map`) and `label_agreement`, the share of the label map's pixels it confirms.
-No file I/O here (beyond loading the judge once).
+When a part model is known for the recipe's model (the recipe's `parts:` file, else the one shipped
+for the zoo model), every variant also gets its `part_map`: the part ids of the edited image, from
+the features that very render captured (no second pass). No file I/O here (beyond loading the
+judge and, unless the caller passes it, the part model).
 
 Named `pipeline`, not `render`: `toolkit.render` is the engine's public function, and a
 submodule of that name would replace it on the package once imported.
@@ -26,7 +29,7 @@ from .images import to_uint8
 from .judges import agreement, judge_for
 from .masks import PartRegion, rasterize_region
 from .part_edits import needs_parts, part_model_for, resolve as resolve_parts
-from .parts import segment_features
+from .parts import PartModel, segment_features
 from .recipes import Recipe, Variant
 from .recipes.variants import BlendEdit, LabelSwapEdit
 from .sampling import sample_latents
@@ -154,7 +157,8 @@ def prepare_masks(recipe: Recipe, variants: list[Variant], resolution: int,
 
 
 def render_variants(generator, recipe: Recipe, variants: list[Variant],
-                    masks: list[list[np.ndarray]] | None = None) -> list[RenderedVariant]:
+                    masks: list[list[np.ndarray]] | None = None, part_model: PartModel | None = None
+                    ) -> list[RenderedVariant]:
     """Render variants in one batched engine call for the edits and one for the unedited sources
     (a pair per distinct truncation value), on the generator's device.
 
@@ -162,7 +166,10 @@ def render_variants(generator, recipe: Recipe, variants: list[Variant],
     it must fit the generator (`recipe.for_generator(generator)` checks that). `masks`: the result
     of `prepare_masks(recipe, variants, generator.resolution)` when the caller prepared them ahead.
     A variant whose image is not finite comes back with `problem` set (and is not to be written).
-    With a judge (the model's zoo entry names one), `rendered_map` and `label_agreement` are set."""
+    With a judge (the model's zoo entry names one), `rendered_map` and `label_agreement` are set.
+    `part_model`: the recipe's part model when the caller resolved it once (the batch runner does, with
+    `part_edits.part_model_for(recipe, generator, required=False)`); None looks it up here. With one,
+    every variant's `part_map` is set."""
     if not variants:
         return []
     if (recipe.data.get("source") or {}).get("images"):
@@ -176,12 +183,14 @@ def render_variants(generator, recipe: Recipe, variants: list[Variant],
                          f"{gen.n_blend_points} blend points): bind it first with recipe.for_generator(generator)")
     if masks is None:
         masks = prepare_masks(recipe, variants, gen.resolution)
+    pm = part_model if part_model is not None else part_model_for(recipe, gen, required=needs_parts(variants))
     groups: dict = {}
     for k, v in enumerate(variants):
         groups.setdefault(v.source.truncation, []).append(k)
     results: list = [None] * len(variants)
     for trunc, idx in groups.items():
-        for k, rv in zip(idx, _render_group(gen, recipe, [variants[k] for k in idx], [masks[k] for k in idx], trunc)):
+        for k, rv in zip(idx, _render_group(gen, recipe, [variants[k] for k in idx], [masks[k] for k in idx], trunc,
+                                                pm)):
             results[k] = rv
     judge = judge_for(gen) if info.n_classes else None
     if judge is not None:
@@ -246,14 +255,10 @@ def labels_for(recipe: Recipe, v: Variant, label_map):
 
 
 def _render_group(gen, recipe: Recipe, variants: list[Variant], per_masks: list[list[np.ndarray]],
-                  trunc) -> list[RenderedVariant]:
+                  trunc, pm: PartModel | None) -> list[RenderedVariant]:
     info, dev, res = recipe.info, gen.device, gen.resolution
     z = sample_latents(gen, [v.seed for v in variants], trunc)
     y = torch.tensor([v.source.class_id for v in variants], device=dev) if info.n_classes else None
-    # Part maps cost about one render on small models and no dataset column holds them yet: computed
-    # only for recipes that use parts or name a part model (`parts:`), not for every zoo model's recipe.
-    uses_parts = needs_parts(variants) or bool(recipe.data.get("parts"))
-    pm = part_model_for(recipe, gen, required=needs_parts(variants)) if uses_parts else None
     if pm is not None and needs_parts(variants):   # part regions / matched references: the source pass's features
         raw_src, states = render_with_features(gen, z, y, truncation=trunc, capture=pm.points)
         variants, per_masks = resolve_parts(gen, pm, variants, per_masks, segment_features(pm, states, res).cpu().numpy(),

@@ -9,12 +9,17 @@ lives on, through `engine.run_stages` (the differentiable stage loop; no second 
    rarely reproduces a real texture from z alone (terrain64: ~23 dB, a flat mean colour is ~25),
    so this phase finds the photo's class and layout, not its detail.
 2. Feature phase: capture the stage state at blend point `point` and optimise that state directly,
-   resuming the loop there (`engine.Start`). The stages after `point` stay the generator's own, so
-   label swap and blending still act there, and only there (`render_projection`).
+   resuming the loop there (`engine.Start`).
+
+Edits (`render_projection`) follow the original's real-image editing: the edited image is generated
+from the projected latent and class with the edits at every stage asked for, and the inverted features
+are pasted at `point` outside the edit region, so the region gets the new class while the rest stays
+the reconstruction (and, after compositing, the photo).
 
 Default point: the last blend point whose resolution is ≤ a quarter of the output (16×16 for the
-64-px models, 32×32 for 128-px BigGAN). Earlier points reconstruct worse; later ones leave only
-one stage for the edit to act on. Measured on terrain64 (FACTS.md, bench/projection.py).
+64-px models, 32×32 for 128-px BigGAN). Earlier points reconstruct worse; later ones paste the
+photo's features at a finer grid, so the soft edge between photo and edit is narrower.
+Measured on terrain64 (FACTS.md, bench/projection.py).
 
 Loss: mean squared error (what PSNR measures) plus a weights-free perceptual term, the L1 distance
 of image gradients (finite differences) at full, half and quarter resolution. Why this and not
@@ -38,6 +43,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .engine import Blend, LabelSwap, Start, render, run_stages
+from .masks import gaussian_feather, resize_weights
 from .photos import Photo
 
 
@@ -287,10 +293,47 @@ def project(generator, images, y=None, *, steps=None, point: int | None = None, 
                       psnr=psnr(recon, target).cpu(), crops=crops, settings=s)
 
 
+def edit_region(swap: LabelSwap | None, blends: Sequence[Blend], batch: int, resolution: int) -> torch.Tensor:
+    """Where edits act, `[B, R, R]` in [0, 1]: the swap weights summed over classes, and the blend masks
+    (maximum of all). Maps of any resolution are resized to R (area average when shrinking)."""
+    maps = [torch.zeros(batch, resolution, resolution)]
+    if swap is not None:
+        w = torch.as_tensor(swap.weights, dtype=torch.float32).cpu()
+        w = w.expand(batch, *w.shape) if w.dim() == 3 else w
+        maps.append(resize_weights(w.sum(1).clamp(0, 1), (resolution, resolution)))
+    for bl in blends:
+        m = torch.as_tensor(bl.mask, dtype=torch.float32).cpu()
+        maps.append(resize_weights(m.expand(batch, *m.shape[-2:]) if m.dim() == 2 else m, (resolution, resolution)))
+    return torch.stack(torch.broadcast_tensors(*maps)).amax(0).clamp(0, 1)
+
+
+def photo_start(generator, point: int, features, region: torch.Tensor) -> Start:
+    """The inverted features pasted at `point` outside `region` (`[B, R, R]`): `Start(mask=1 − soft region)`.
+
+    The region's edge is softened *inwards* (the minimum of the region and its Gaussian blur with σ = one
+    cell of the point's grid): a hard 16×16 edge leaves coloured fringes along it, and softening only
+    inwards keeps the pasted features exact outside the region. The engine then resizes the mask to
+    the point's resolution by area average."""
+    cell = generator.resolution / generator.blend_resolutions[point]
+    r = region.detach().cpu().numpy()
+    blurred = np.stack([gaussian_feather(m, cell) for m in r.reshape(-1, *r.shape[-2:])]).reshape(r.shape)
+    soft = torch.from_numpy(np.minimum(r, blurred).astype(np.float32)).to(region)
+    return Start(point, features, mask=1 - soft)
+
+
 def render_projection(generator, projection: Projection, *, swap: LabelSwap | None = None,
                       blends: Sequence[Blend] = (), **options) -> torch.Tensor:
-    """Edit projected photos: label swap on the stages after the inverted point, blending at the points
-    from it on (the engine explains a request for earlier stages). `[B, 3, R, R]` in [-1, 1]; with no
-    edits it is `projection.reconstruction`."""
+    """Edit projected photos the way Neural Collage edits real images: `[B, 3, R, R]` in [-1, 1].
+
+    The image is generated from the projection's latent and class vector with the edits as asked (label
+    swap at its stages, all by default; blends at their points), and the photo's inverted features are
+    pasted at the projection point outside the edit region (`edit_region`; `photo_start`), so away from
+    the region the result is the reconstruction and inside it the edited generation: a swapped region
+    gets the new class's content at every stage, not only after the point. With no edits (or an empty
+    region) it is `projection.reconstruction`.
+    """
+    if swap is None and not blends:
+        return render(generator, projection.z, projection.class_vector, start=projection.start(), **options)
+    region = edit_region(swap, blends, len(projection), generator.resolution).to(generator.device, generator.dtype)
     return render(generator, projection.z, projection.class_vector, swap=swap, blends=blends,
-                  start=projection.start(), **options)
+                  start=photo_start(generator, projection.point, projection.features, region), **options)

@@ -33,7 +33,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def info(count: int = 8) -> RunInfo:
     return RunInfo(recipe_name="hostile", recipe_sha256="a" * 64, recipe_text="name: hostile\n", recipe_path="",
                    model_id="tiny", model_sha256="b" * 64, model_license="MIT", model_architecture="sngan",
-                   class_names=CLASSES, count=count, save_source=True, toolkit_version="test", commands=["c"])
+                   class_names=CLASSES, count=count, save_source=True, toolkit_version="test", commands=["c"],
+                   part_model="parts.safetensors", part_model_sha256="c" * 64, part_names=["p0", "p1"],
+                   part_points=[2], part_colors=[[1, 2, 3], [4, 5, 6]])
 
 
 def variant(i: int, size: int = 16):
@@ -42,6 +44,7 @@ def variant(i: int, size: int = 16):
         index=i, seed=100 + i, params={"i": i}, image=rng.integers(0, 256, (size, size, 3), dtype=np.uint8),
         source_image=rng.integers(0, 256, (size, size, 3), dtype=np.uint8),
         label_map=rng.integers(0, 3, (size, size)).astype(np.uint8),
+        part_map=rng.integers(0, 2, (size, size)).astype(np.uint8),
         mask=(rng.random((size, size)) > 0.5).astype(np.uint8) * 255, label="red", label_id=0,
         soft_label={"red": 1.0}, source_class="red", edit_classes=["blue"], locality=0.1)
 
@@ -108,6 +111,8 @@ def craft(d: Path, line: int, column: str, value: str) -> None:
     ("mask_file", "../../outside/secret.png"),
     ("source_file", "sources/../../outside/secret.png"),
     ("label_map_file", "images/000001.png"),   # inside, but not this row's file
+    ("part_map_file", "../../outside/secret.png"),
+    ("part_map_file", "part_maps/000003.png"),  # another row's part map
 ])
 def test_crafted_paths_are_refused_by_merge_export_and_review(tmp_path, sentinel, column, value):
     value = str(sentinel.path) if value == "ABS" else value
@@ -150,6 +155,14 @@ def test_symlinked_files_and_folders_are_not_followed_out(tmp_path, sentinel):
     (src / "sources").symlink_to(sentinel.path.parent, target_is_directory=True)
     with pytest.raises(DatasetError, match=r"sources/000000.png: source_file resolves to .*outside"):
         export_subset(src, tmp_path / "export", ["images/000000.png"])
+    # a part map linked out
+    (src / "sources").unlink()
+    (src / "sources").mkdir()
+    tio.atomic_write_bytes(src / "sources" / "000002.png", tio.encode_png(variant(2).source_image))
+    (src / "part_maps" / "000002.png").unlink()
+    (src / "part_maps" / "000002.png").symlink_to(sentinel.path)
+    with pytest.raises(DatasetError, match=r"part_maps/000002.png: part_map_file resolves to .*outside"):
+        export_subset(src, tmp_path / "export", ["images/000002.png"])
     # the merge target's own folder linked out: nothing is written through it
     ok = make_dataset(tmp_path / "ok", [0])
     shutil.rmtree(target / "masks")

@@ -16,7 +16,7 @@ from .card import render_card
 from .curate import (MergeResult, Where, copy_variant_files, describe_params, export_subset, export_where, merge,
                      parse_where, review_statuses_from_csv, select_rows, set_review_where, update_review)
 from .layout import (CARD, FILE_COLUMNS, FILE_DIRS, IMAGES, INFO, LABEL_MAPS, LOCK, MANIFEST, MANIFEST_LOCK, MASKS,
-                     RENDERED_MAPS,
+                     RENDERED_MAPS, PART_MAPS, PART_PALETTE,
                      PALETTE, PARTS, REVIEW_STATES, SOURCES, DatasetError, DatasetLockedError, RunInfo,
                      class_palette, is_dataset, layout_files, resolve_row_file, variant_stem)
 from .locks import manifest_lock, runner_lock
@@ -24,7 +24,8 @@ from .manifest import COLUMNS, read_manifest
 from .writer import DatasetWriter, clean_orphans
 
 __all__ = [
-    "CARD", "COLUMNS", "RENDERED_MAPS", "FILE_COLUMNS", "FILE_DIRS", "IMAGES", "INFO", "LABEL_MAPS", "LOCK", "MANIFEST",
+    "CARD", "COLUMNS", "RENDERED_MAPS", "PART_MAPS", "PART_PALETTE", "FILE_COLUMNS", "FILE_DIRS", "IMAGES", "INFO",
+    "LABEL_MAPS", "LOCK", "MANIFEST",
     "MANIFEST_LOCK", "MASKS", "PALETTE", "PARTS", "REVIEW_STATES", "SOURCES",
     "DatasetError", "DatasetLockedError", "DatasetWriter", "MergeResult", "RunInfo", "Where",
     "class_palette", "clean_orphans", "copy_variant_files", "describe_params", "export_subset", "export_where",

@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 from .. import io as tio
-from .layout import (CARD, IMAGES, LABEL_MAPS, MANIFEST, MASKS, PALETTE, RENDERED_MAPS, SOURCES, RunInfo,
-                     class_palette)
+from .layout import (CARD, IMAGES, LABEL_MAPS, MANIFEST, MASKS, PALETTE, PART_MAPS, PART_PALETTE, RENDERED_MAPS,
+                     SOURCES, RunInfo, class_palette)
 
 
 def _md_cell(s: str) -> str:
@@ -60,6 +60,8 @@ def render_card(info: RunInfo, rows: list[dict]) -> str:
         f"| recipe | `{_md_cell(info.recipe_name)}` ({_md_cell(info.recipe_path or 'in memory')}) |",
         f"| recipe sha256 | `{info.recipe_sha256}` |",
         f"| variants | {variants_line(info.count, sorted(int(r['variant_index']) for r in rows))} |",
+        *([f"| part model | {_md_cell(info.part_model)}, sha256 `{info.part_model_sha256}`, blend point(s) "
+           f"{', '.join(map(str, info.part_points))} |"] if info.parted else []),
         f"| toolkit | {info.toolkit_version} |",
         "",
         *([f"**Warning:** the model's weights hold NaN or infinite values in {len(info.model_nonfinite)} "
@@ -97,6 +99,14 @@ def render_card(info: RunInfo, rows: list[dict]) -> str:
                      "`label_agreement` in the manifest is the share of the label map's pixels it confirms"
                      + (f"; {rejected} rows fell below the recipe's `filter.min_label_agreement` (review "
                         "`rejected-auto`)" if rejected else "") + ".")
+    if info.parted:
+        mapped = sum(bool(r.get("part_map_file")) for r in rows)
+        lines.append(f"- `{PART_MAPS}/NNNNNN.png`: the part of the edited image at each pixel (palette index = part "
+                     f"id; `{PART_PALETTE}` lists id, name and colour r, g, b), segmented from the features of "
+                     "the very render that made the image (toolkit.parts; unsupervised parts a person named, not "
+                     "ground truth)"
+                     + (f"; {mapped} of {len(rows)} rows have one (the others were written before part maps were)"
+                        if mapped != len(rows) else "") + ".")
     lines += [
         f"- `{MANIFEST}`: one row per variant; `file_name` is relative to this folder (Hugging Face "
         "`imagefolder` convention); `label`/`label_id` the majority class by area; `soft_label`, `edit_classes` "
@@ -116,6 +126,11 @@ def render_card(info: RunInfo, rows: list[dict]) -> str:
                   for i in shown if i < len(info.class_names)]
         if len(shown) < len(info.class_names):
             lines.append(f"\n(all {len(info.class_names)} classes in `{PALETTE}`)")
+        lines.append("")
+    if info.parted:
+        lines += ["## Part map palette", "", "| id | part | colour |", "|---:|---|---|"]
+        lines += [f"| {i} | {_md_cell(n)} | `#{c[0]:02x}{c[1]:02x}{c[2]:02x}` |"
+                  for i, (n, c) in enumerate(zip(info.part_names, info.part_colors))]
         lines.append("")
     lines += ["## Recipe", "", f"{fence}yaml", info.recipe_text.rstrip("\n"), fence, ""]
     return "\n".join(lines)

@@ -25,7 +25,7 @@ import pandas as pd
 
 from .. import io as tio
 from .card import write_card
-from .layout import (FILE_COLUMNS, FILE_DIRS, INFO, MANIFEST, PALETTE, PARTS, REVIEW_STATES, DatasetError,
+from .layout import (FILE_COLUMNS, FILE_DIRS, INFO, MANIFEST, PALETTE, PART_PALETTE, PARTS, REVIEW_STATES, DatasetError,
                      RunInfo, check_is_dataset_or_empty, check_out_dir, check_same_run, is_dataset, quote_value,
                      resolve_inside, resolve_row_file)
 from .locks import manifest_lock, read_lock, runner_lock, unless_read_only
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 # -- copying files between datasets ---------------------------------------------------------------
 def plan_copy(src: Path, dest: Path, rows: Iterable[Mapping]) -> list[tuple[Path, Path]]:
-    """(source file, target file) pairs for the rows' files and the palette, every one checked:
+    """(source file, target file) pairs for the rows' files and the palettes, every one checked:
     the layout's path for the row's index, an existing regular file inside `src`, a target inside
     `dest`. Raises DatasetError on the first bad row; nothing has been copied at that point."""
     pairs = []
@@ -51,8 +51,9 @@ def plan_copy(src: Path, dest: Path, rows: Iterable[Mapping]) -> list[tuple[Path
                 raise DatasetError(f"{p}: variant {r['variant_index']}'s {c} is missing (or not a file); the source "
                                    "dataset is incomplete. Nothing was copied. Rerun its batch command to restore it.")
             pairs.append((p, resolve_inside(dest, r[c], c)))
-    if (src / PALETTE).exists():
-        pairs.append((resolve_inside(src, PALETTE, "the palette"), resolve_inside(dest, PALETTE, "the palette")))
+    for pal in (PALETTE, PART_PALETTE):
+        if (src / pal).exists():
+            pairs.append((resolve_inside(src, pal, "the palette"), resolve_inside(dest, pal, "the palette")))
     return pairs
 
 
@@ -74,7 +75,7 @@ def copy_files(pairs: list[tuple[Path, Path]], dest: Path) -> None:
 
 
 def copy_variant_files(src: Path, dest: Path, rows) -> None:
-    """Copy the files of manifest `rows` (image, label map, mask, source) and the palette from one
+    """Copy the files of manifest `rows` (image, label map, mask, source, ...) and the palettes from one
     dataset directory to another, after checking all of them (`plan_copy`)."""
     copy_files(plan_copy(Path(src), Path(dest), list(rows)), Path(dest))
 
@@ -134,9 +135,11 @@ def merge(out_dir: str | os.PathLike, *others: str | os.PathLike) -> MergeResult
             if info is None:
                 info = RunInfo(**{**sinfo.__dict__, "shards": {}})
             else:
-                check_same_run(d, info, sinfo)
+                check_same_run(d, info, sinfo)     # refuses two part models (or judges), not one and none
                 info.commands += [c for c in sinfo.commands if c not in info.commands]
                 info.count = max(info.count, sinfo.count)
+                if sinfo.parted and not info.parted:   # a dataset from before part maps + one with them
+                    info = adopt_part_model(info, sinfo)
             srows: dict[int, dict] = {}
             for p in ([s / MANIFEST] if (s / MANIFEST).exists() else []) + sorted((s / PARTS).glob("shard-*.csv")):
                 combine(srows, read_rows(p, torn_tail="ignore"), str(p))
@@ -156,6 +159,14 @@ def merge(out_dir: str | os.PathLike, *others: str | os.PathLike) -> MergeResult
         log.warning("%s: %d of %d variants are missing (e.g. %s); rerun the batch command to complete them",
                     d, len(missing), info.count, missing[:10])
     return MergeResult(d, n, missing)
+
+
+def adopt_part_model(info: RunInfo, other: RunInfo) -> RunInfo:
+    """`info` with `other`'s part model: its rows without part maps stay as they are (empty
+    part_map_file), the merged rows keep theirs, and the card counts how many rows have one."""
+    return RunInfo(**{**info.__dict__, **{k: getattr(other, k) for k in
+                                          ("part_model", "part_model_sha256", "part_names", "part_points",
+                                           "part_colors")}})
 
 
 # -- review -------------------------------------------------------------------------------------------

@@ -10,6 +10,9 @@ Layout of a dataset directory DIR (it loads directly in pandas, PIL and Hugging 
     DIR/label_maps/palette.csv   class id, name and palette colour (one palette per model)
     DIR/rendered_maps/000042.png what the model's judge sees in the image, per pixel (same palette as
                                  label_maps; only when the model has a judge, see toolkit.judges)
+    DIR/part_maps/000042.png     part ids of the edited image, per pixel, as an indexed-palette PNG
+                                 (only when a part model is known for the model: toolkit.parts)
+    DIR/part_palette.csv         part id, name and palette colour (r, g, b) of the part maps
     DIR/masks/000042.png         union of the variant's edit regions (8-bit grey, 0..255)
     DIR/sources/000042.png       the unedited source image (when the recipe asks for it)
     DIR/metadata.csv             the manifest: one row per variant, `file_name` relative to DIR
@@ -46,14 +49,15 @@ LOCK = ".lock"
 MANIFEST_LOCK = ".manifest.lock"
 PARTS = "parts"
 IMAGES, LABEL_MAPS, MASKS, SOURCES = "images", "label_maps", "masks", "sources"
-RENDERED_MAPS = "rendered_maps"
+RENDERED_MAPS, PART_MAPS = "rendered_maps", "part_maps"
 PALETTE = f"{LABEL_MAPS}/palette.csv"
-FILE_DIRS = (IMAGES, LABEL_MAPS, MASKS, SOURCES, RENDERED_MAPS)
+PART_PALETTE = "part_palette.csv"
+FILE_DIRS = (IMAGES, LABEL_MAPS, MASKS, SOURCES, RENDERED_MAPS, PART_MAPS)
 # "rejected-auto": written by the runner for variants below a recipe's filter.min_label_agreement.
 REVIEW_STATES = ("pending", "accepted", "rejected", "rejected-auto")
 # The manifest columns that name files, and the folder each one's file lives in.
 FILE_COLUMNS = {"file_name": IMAGES, "label_map_file": LABEL_MAPS, "mask_file": MASKS, "source_file": SOURCES,
-                "rendered_map_file": RENDERED_MAPS}
+                "rendered_map_file": RENDERED_MAPS, "part_map_file": PART_MAPS}
 
 
 class DatasetError(ValueError):
@@ -70,14 +74,16 @@ def variant_stem(index: int) -> str:
 
 
 def layout_files(index: int, class_names: Sequence[str] = (), save_source: bool = False,
-                 judged: bool = False) -> dict[str, str]:
+                 judged: bool = False, parted: bool = False) -> dict[str, str]:
     """The manifest's file columns for variant `index` (empty when the file is not written).
-    `judged`: the model has a judge, so a rendered map is written beside the label map."""
+    `judged`: the model has a judge, so a rendered map is written beside the label map.
+    `parted`: a part model is known for the model, so every variant gets a part map."""
     stem = variant_stem(index)
     return {"file_name": f"{IMAGES}/{stem}.png", "mask_file": f"{MASKS}/{stem}.png",
             "label_map_file": f"{LABEL_MAPS}/{stem}.png" if class_names else "",
             "source_file": f"{SOURCES}/{stem}.png" if save_source else "",
-            "rendered_map_file": f"{RENDERED_MAPS}/{stem}.png" if class_names and judged else ""}
+            "rendered_map_file": f"{RENDERED_MAPS}/{stem}.png" if class_names and judged else "",
+            "part_map_file": f"{PART_MAPS}/{stem}.png" if parted else ""}
 
 
 def check_row_paths(row: Mapping[str, str], where: str) -> None:
@@ -89,7 +95,7 @@ def check_row_paths(row: Mapping[str, str], where: str) -> None:
     i = int(row["variant_index"])
     if i < 0:
         raise DatasetError(f"{where}: variant_index {i} is negative; the manifest is corrupt.")
-    expected = layout_files(i, class_names=("any",), save_source=True, judged=True)
+    expected = layout_files(i, class_names=("any",), save_source=True, judged=True, parted=True)
     for col in FILE_COLUMNS:
         value = row.get(col, "")
         if value == expected[col] or (value == "" and col != "file_name"):
@@ -158,6 +164,16 @@ def palette_csv(class_names: Sequence[str]) -> str:
     return buf.getvalue()
 
 
+def part_palette_csv(names: Sequence[str], colors: Sequence[Sequence[int]]) -> str:
+    """DIR/part_palette.csv: part id (= palette index in the part maps), name, r, g, b."""
+    buf = StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["id", "name", "r", "g", "b"])
+    for i, (name, (r, g, b)) in enumerate(zip(names, colors)):
+        w.writerow([i, name, int(r), int(g), int(b)])
+    return buf.getvalue()
+
+
 # -- run info (dataset.json, the marker file) -------------------------------------------------------
 @dataclass
 class RunInfo:
@@ -182,6 +198,18 @@ class RunInfo:
     model_nonfinite: list[str] = field(default_factory=list)   # weight tensors holding NaN/inf: the card warns
     judge: str = ""                  # the judge's name and file sha256 when the model has one (label_agreement)
     judge_sha256: str = ""
+    # The part model behind part_maps/ (empty when none is known for the model): where it came from,
+    # its file's sha256, part names (index = part id), the blend points it reads, and the colours.
+    part_model: str = ""
+    part_model_sha256: str = ""
+    part_names: list[str] = field(default_factory=list)
+    part_points: list[int] = field(default_factory=list)
+    part_colors: list[list[int]] = field(default_factory=list)
+
+    @property
+    def parted(self) -> bool:
+        """Variants written by this run get a part map."""
+        return bool(self.part_model_sha256)
 
     @classmethod
     def from_provenance(cls, provenance: Provenance, **fields) -> "RunInfo":
@@ -221,6 +249,12 @@ def check_same_run(d: Path, old: RunInfo, new: RunInfo) -> None:
             f"{d} was judged by {old.judge!r} (sha256 {old.judge_sha256[:12]}…), but this run's judge is "
             f"{new.judge!r} (sha256 {new.judge_sha256[:12]}…): label_agreement figures (and which variants a "
             "filter keeps) would mix two judges. Use a new --out directory.")
+    if old.part_model_sha256 and new.part_model_sha256 and old.part_model_sha256 != new.part_model_sha256:
+        raise DatasetError(
+            f"{d} has part maps from part model {old.part_model!r} (sha256 {old.part_model_sha256[:12]}…, parts "
+            f"{', '.join(old.part_names)}), but this run's part model is {new.part_model!r} (sha256 "
+            f"{new.part_model_sha256[:12]}…, parts {', '.join(new.part_names)}): one dataset's part ids must mean "
+            "the same parts in every row. Use a new --out directory (or the same part model).")
 
 
 # -- which folders may be written -------------------------------------------------------------------

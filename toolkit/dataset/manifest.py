@@ -37,7 +37,7 @@ COLUMNS = [
     "file_name", "label", "label_id", "soft_label", "source_class", "edit_classes",
     "label_map_file", "mask_file", "source_file", "recipe", "recipe_sha256",
     "variant_index", "variant_seed", "model_id", "model_sha256", "params", "locality",
-    "review", "toolkit_version", "label_agreement", "rendered_map_file",
+    "review", "toolkit_version", "label_agreement", "rendered_map_file", "part_map_file",
 ]
 # The columns of the first manifest format. A header holding these and only known columns (in any
 # order) is an older toolkit's manifest: it reads with the newer columns empty, and a resumed run

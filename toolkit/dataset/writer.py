@@ -18,7 +18,7 @@ Added since: a folder without the marker file (dataset.json) is written only if 
 (toolkit.dataset.layout), and a full disk while appending says which folder, that nothing was
 lost and how to resume. This module knows nothing about generators or recipes beyond the
 rendered variant's fields (index, seed, params, image, source_image, label_map, mask, label,
-label_id, soft_label, source_class, edit_classes, locality, rendered_map, label_agreement). It does
+label_id, soft_label, source_class, edit_classes, locality, rendered_map, label_agreement, part_map). It does
 no printing (logging only). A manifest written by an older version (fewer columns) is rewritten with
 this version's header, its rows unchanged and the newer cells empty, before a resumed run appends.
 """
@@ -33,9 +33,10 @@ from pathlib import Path
 
 from .. import io as tio
 from .card import write_card
-from .layout import (FILE_DIRS, IMAGES, INFO, LABEL_MAPS, LOCK, MANIFEST, MASKS, PALETTE, PARTS, RENDERED_MAPS, SOURCES,
-                     DatasetError, DatasetLockedError, RunInfo, check_is_dataset_or_empty, check_out_dir,
-                     check_same_run, class_palette, layout_files, palette_csv)
+from .layout import (FILE_DIRS, IMAGES, INFO, LABEL_MAPS, LOCK, MANIFEST, MASKS, PALETTE, PART_MAPS, PART_PALETTE,
+                     PARTS, RENDERED_MAPS, SOURCES, DatasetError, DatasetLockedError, RunInfo,
+                     check_is_dataset_or_empty, check_out_dir, check_same_run, class_palette, layout_files, palette_csv,
+                     part_palette_csv)
 from .locks import lock_fd, manifest_lock, runner_lock, unlock_fd
 from .manifest import (append_rows, disk_error, float_cell, is_current_header, json_cell, merge_parts_locked, read_rows,
                        repair_torn_tail, rows_to_csv, write_manifest)
@@ -159,10 +160,13 @@ class DatasetWriter:
                 info.shards = {"n": self.shard[1]}
             tio.atomic_write_text(d / INFO, info.to_json())
             for sub in (IMAGES, MASKS) + ((LABEL_MAPS,) if info.class_names else ()) + \
-                    ((SOURCES,) if info.save_source else ()) + ((RENDERED_MAPS,) if info.judge_sha256 else ()):
+                    ((SOURCES,) if info.save_source else ()) + ((RENDERED_MAPS,) if info.judge_sha256 else ()) + \
+                    ((PART_MAPS,) if info.parted else ()):
                 (d / sub).mkdir(exist_ok=True)
             if info.class_names:
                 tio.atomic_write_text(d / PALETTE, palette_csv(info.class_names))
+            if info.parted:      # same bytes on every resume: check_same_run refused another part model
+                tio.atomic_write_text(d / PART_PALETTE, part_palette_csv(info.part_names, info.part_colors))
             if self.shard is None and (d / PARTS).is_dir():
                 # Leftover parts of an earlier sharded run: fold them in so nothing is rendered twice.
                 merge_parts_locked(d)
@@ -185,7 +189,8 @@ class DatasetWriter:
 
     # -- per variant (worker threads) --
     def files_for(self, index: int) -> dict[str, str]:
-        return layout_files(index, self.info.class_names, self.info.save_source, bool(self.info.judge_sha256))
+        return layout_files(index, self.info.class_names, self.info.save_source, bool(self.info.judge_sha256),
+                            self.info.parted)
 
     def write_variant(self, rv, review: str = "pending") -> dict:
         """Encode and atomically write all files of one rendered variant; return its manifest row
@@ -215,6 +220,16 @@ class DatasetWriter:
                     raise ValueError(f"variant {rv.index}: the model has a judge but no rendered map was made")
                 payload.append((files["rendered_map_file"],
                                 tio.encode_png(rv.rendered_map, class_palette(info.class_names))))
+            if files["part_map_file"]:
+                part_map = getattr(rv, "part_map", None)
+                if part_map is None:
+                    raise ValueError(f"variant {rv.index}: the run has a part model ({info.part_model}) but no part "
+                                     "map was made")
+                if part_map.size and int(part_map.max()) >= len(info.part_names):
+                    raise ValueError(f"variant {rv.index}: part id {int(part_map.max())} in the part map, but the "
+                                     f"part model has {len(info.part_names)} parts")
+                payload.append((files["part_map_file"],
+                                tio.encode_png(part_map.astype("uint8"), [tuple(c) for c in info.part_colors])))
             for rel, data in payload:
                 tio.atomic_write_bytes(self.dir / rel, data)
                 written.append(self.dir / rel)

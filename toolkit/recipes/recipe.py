@@ -3,7 +3,9 @@
 Checking happens in three layers, each reporting every problem it finds at once: the schema
 (`spec`), the files the recipe names (mask images, the model path), and the model rules
 (class names, stage and blend-point ranges, truncation) against a `ModelInfo` read without
-the weights. When the model cannot be described without its weights (absent files, PyTorch
+the weights; the part names of `{part: ...}` regions and `reference.match` are checked against
+the part model whenever it can be found without the weights (the recipe's `parts:` file, or the
+one shipped for a zoo model). When the model cannot be described without its weights (absent files, PyTorch
 pickles), the recipe still loads, with a warning; `for_generator` binds it to the loaded model
 (and runs the model rules then), which the batch runner always does.
 """
@@ -24,6 +26,7 @@ import numpy as np
 from .. import zoo
 from ..checkpoints import CheckpointError, sha256_file
 from ..masks import MaskFileError
+from ..parts import PartModel, PartModelError, shipped_path
 from .files import load_mask_file, resolve_path
 from .model_info import ModelInfo, info_from_file, info_from_generator, info_from_zoo
 from .raster_cache import RasterCache
@@ -54,6 +57,11 @@ class Recipe:
     def min_label_agreement(self) -> float | None:
         """`filter.min_label_agreement`, or None when the recipe keeps every variant."""
         return (self.data.get("filter") or {}).get("min_label_agreement")
+
+    @property
+    def uses_parts(self) -> bool:
+        """Some edit has a `{part: ...}` region or a matched reference (a part model is required)."""
+        return any(True for _ in part_refs(self.data))
 
     def variant(self, i: int) -> Variant:
         """Variant i: a pure function of (this recipe, its seed, i)."""
@@ -125,6 +133,7 @@ def _parse(data: dict, source: str, base_dir: Path, *, text: str | None, path: P
     masks: dict = {}
     for rpath, rel in _mask_refs(data):
         _read_mask(rel, base_dir, masks, mask_overrides or {}, rpath, problems)
+    check_part_names(data, base_dir, ref, problems)
     if problems:
         raise RecipeError(format_problems(source, problems, line_of))
     return _finish(data, source, base_dir, info, masks, path, text, tuple(warnings), line_of, ref)
@@ -203,6 +212,48 @@ def _mask_refs(data: dict):
             rpath = ("edits", j, kind, "region") + (("choice", k) if "choice" in region else ())
             if "mask" in r:
                 yield rpath + ("mask",), r["mask"]
+
+
+def part_refs(data: dict):
+    """(field path, part names/ids) of every `{part: ...}` region (choices included) and every
+    blend reference's `match`."""
+    for j, edit in enumerate(data["edits"]):
+        kind = "label_swap" if "label_swap" in edit else "blend"
+        region = edit[kind]["region"]
+        for k, r in enumerate(region["choice"] if "choice" in region else [region]):
+            if "part" in r:
+                where = ("choice", k) if "choice" in region else ()
+                yield ("edits", j, kind, "region") + where + ("part",), r["part"]
+        match = (edit[kind].get("reference") or {}).get("match") if kind == "blend" else None
+        if match is not None:
+            yield ("edits", j, kind, "reference", "match"), match
+
+
+def check_part_names(data: dict, base_dir: Path, ref: str, problems: list) -> None:
+    """The recipe's part model (its `parts:` file, else the one shipped for its zoo model) loads, and
+    every part name it uses is one of its parts. A recipe with part regions for a model that has
+    no part model at all is refused here rather than at its first render."""
+    refs = list(part_refs(data))
+    rel = data.get("parts")
+    if rel:
+        try:
+            pm, where = PartModel.load(resolve_path(rel, base_dir, "a part model file")), rel
+        except ValueError as e:        # PartModelError, or a path leading out of the recipe's folder
+            problems.append((("parts",), str(e)))
+            return
+    elif ref in zoo.ZOO and shipped_path(ref).is_file():
+        pm, where = PartModel.load(shipped_path(ref)), f"toolkit/weights/parts/{shipped_path(ref).name}"
+    else:
+        if refs:
+            problems.append((refs[0][0], f"uses parts, but no part model is known for model {data['model']!r} (none "
+                                         "ships with it): make one with `python -m toolkit parts MODEL --parts K "
+                                         "--out FILE`, name its parts, and set `parts: FILE` in the recipe"))
+        return
+    for path, spec in refs:
+        try:
+            pm.ids(spec)
+        except PartModelError as e:
+            problems.append((path, f"{e} (part model {where})"))
 
 
 def _read_mask(rel: str, base_dir: Path, masks: dict, overrides: dict, path: tuple, problems: list) -> None:

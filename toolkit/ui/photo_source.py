@@ -144,7 +144,9 @@ def feature_blend(gen, key: str, dev: str) -> None:
         st.caption("Paint a region on the photo to paste the reference there.")
         return
     p = gen.n_blend_points
-    strength = [0.0] * proj.point + [1.0] * (p - 1 - proj.point) + [0.0]   # from the inverted point, not the last
+    # From the projection point on, not the last: at strength 1 there, earlier points would change only
+    # the soft edge of the mask (render_projection generates the edit at every point it is asked).
+    strength = [0.0] * proj.point + [1.0] * (p - 1 - proj.point) + [0.0]
     try:
         edit = edit_photo(gen, photo, blends=[Blend(ref, mask, strength, y=y)], projection=proj)
     except ValueError as e:
