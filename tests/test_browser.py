@@ -219,24 +219,17 @@ def steady_box(locator, tries: int = 40) -> dict:
     raise AssertionError(f"the element's box did not settle: {box}")
 
 
-SEED = 23              # terrain64, grass: dark rock in the middle, foliage-covered rock around it
-CLICKS = [(0.5, 0.45), (0.16, 0.25)]       # fractions of the picture: (x, y)
+CLICKS = [(0.36, 0.47), (0.81, 0.31)]     # fractions of the picture (x, y): faces64 seed 0's eyes/mouth, hairline
 
 
 def click_parts(page, shot: Path) -> list[str]:
-    """On the Label swap page (terrain64, a shipped part model) with source seed SEED: open Parts,
-    click the source picture at CLICKS, waiting each time until the part list follows, then
-    screenshot the result and the Parts panel into `shot`; returns the parts in the list."""
-    goto_nav(page, "Label swap", "Label swap")
-    page.locator("canvas").last.wait_for(timeout=90_000)
-    first = wait_for(lambda: image_src(page, "Result"), what="the swap page's result")
-    page.get_by_role("spinbutton", name="Source seed").fill(str(SEED))
-    page.get_by_role("spinbutton", name="Source seed").press("Enter")
-    wait_for(lambda: (s := image_src(page, "Result")) and s != first, what="the new source's result")
-    before = image_src(page, "Result")
+    """On the Feature blend page (faces64, source seed 0; a shipped part model): open Parts, click
+    the source picture at CLICKS, waiting each time until reference 1's part list follows and the
+    picture redraws, then screenshot the result and the Parts panel into `shot`; returns the list."""
+    before = wait_for(lambda: image_src(page, "Result"), what="the blend page's result")
     page.get_by_text("Parts: click a part on the source").click()
     picture = page.frame_locator("iframe[title*='image_coordinates']").locator("img#image")
-    chips = page.locator(".st-key-swap_parts0 [data-tag]")       # the list of the class being painted
+    chips = page.locator(".st-key-blend_parts0 [data-tag]")       # the list of the reference being painted
     for k, (fx, fy) in enumerate(CLICKS):
         picture.wait_for(timeout=60_000)
         box = steady_box(picture)
@@ -246,9 +239,9 @@ def click_parts(page, shot: Path) -> list[str]:
         # The picture is redrawn with the new part outlined (and resized in its frame): wait for it.
         wait_for(lambda: picture.get_attribute("src") != shown, what="the picture to outline the part")
     wait_for(lambda: (s := image_src(page, "Result")) and s != before, what="the result to use the parts")
-    time.sleep(2)          # the picture redraws with the parts outlined
+    steady_box(picture)
     top = page.get_by_test_id("stImage").filter(has_text="Result").bounding_box()
-    bottom = page.get_by_test_id("stExpander").filter(has_text="Parts: click a part").bounding_box()
+    bottom = steady_box(page.get_by_test_id("stExpander").filter(has_text="Parts: click a part"))
     page.screenshot(path=str(shot), full_page=True,
                     clip={"x": 0, "y": top["y"] - 40, "width": page.viewport_size["width"],
                           "height": bottom["y"] + bottom["height"] - top["y"] + 50})
@@ -257,13 +250,11 @@ def click_parts(page, shot: Path) -> list[str]:
 
 def test_click_parts_on_the_source_selects_them(tmp_path):
     """The Parts picture is a real click target in Chromium: each click puts the part under the
-    pointer in the list of the class being painted, and the result uses those parts as its region."""
+    pointer in the list of the reference being painted, and the result uses those parts as its region."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium); "
                     ".ci/run does this")
     pytest.importorskip("playwright")
-    import torch
-
     import toolkit
     from toolkit.parts import segment, shipped
     from toolkit.sampling import sample_latents
@@ -274,20 +265,20 @@ def test_click_parts_on_the_source_selects_them(tmp_path):
         page.locator("canvas").last.wait_for(timeout=90_000)
         picked = click_parts(page, tmp_path / "parts.png")
         no_error_box(page)
-    g = toolkit.load_generator("terrain64", device="cpu")
+    g = toolkit.load_generator("faces64", device="cpu")
     pm = shipped(g)
-    labels = segment(g, pm, sample_latents(g, [SEED]), torch.tensor([0]))[0]
+    labels = segment(g, pm, sample_latents(g, [0]))[0]
     want = {pm.names[int(labels[int(fy * 64), int(fx * 64)])] for fx, fy in CLICKS}
     assert len(want) == 2 and picked == sorted(want, key=pm.names.index)
     assert (tmp_path / "parts.png").stat().st_size > 10_000
 
 
 def make_parts_screenshot(out: Path = ROOT / "docs" / "app_parts_click.png") -> None:
-    """docs/app_parts_click.png: two parts clicked on the Label swap page (run by hand, not a test)."""
+    """docs/app_parts_click.png: two parts clicked on the Feature blend page (run by hand, not a test)."""
     tmp = Path(tempfile.mkdtemp(prefix="nct-shots-"))
     (tmp / "ws").mkdir()
     (tmp / "recipes").mkdir()
-    with app_server(tmp / "ws", tmp / "recipes") as url, browser_page(width=1200) as page:
+    with app_server(tmp / "ws", tmp / "recipes") as url, browser_page(width=1500, height=2000) as page:   # shots must fit the viewport (Streamlit scrolls inside)
         open_page(page, url, "Feature blend")
         page.locator("canvas").last.wait_for(timeout=90_000)
         print("picked:", click_parts(page, out))
