@@ -45,7 +45,7 @@ def main() -> int:
             photo = im.crop((x, y, x + w, y + h))
             buf = io.BytesIO()
             photo.save(buf, format="JPEG", quality=88)
-            name = f"{cls}_{Path(r['file']).stem}.jpg"
+            name = f"{cls}/{cls}_{Path(r['file']).stem}.jpg"   # a folder per class: `classes: folders`
             atomic_write_bytes(OUT / name, buf.getvalue(), make_parents=True)
             out_rows.append({"file": name, "class": cls, "source": r["zip_path"], "source_sha256": r["sha256"],
                              "crop": f"{x},{y},{w},{h}", "license": r["license"], "author": r["author"],

@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     gen = toolkit.load_generator("terrain64", device="cpu")
     judge = judge_for(gen)
-    photos = [load_photo(p, PHOTOS) for p in find_photos(".", PHOTOS)]
+    photos = [load_photo(p, PHOTOS) for p in find_photos("*/*.jpg", PHOTOS)]
     projs = ProjectionCache(args.cache).load(gen, photos, PRESETS["default"])
     res, names = gen.resolution, gen.class_names
     # Each class's typical colour: the mean of 32 generations from random latents.

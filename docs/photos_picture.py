@@ -28,10 +28,10 @@ from toolkit.photos import load_photo, region_mask
 from toolkit.projection import PRESETS, project
 from toolkit.projection_cache import ProjectionCache
 
-EDITS = [("recipes/photos/terrain/grass_temp_grass_clovers.jpg", "snow"),
-         ("recipes/photos/terrain/sand_desert_sand_smooth.jpg", "grass"),
-         ("recipes/photos/terrain/dirt_savanna_dirt_a.jpg", "rock"),
-         ("recipes/photos/terrain/rock_medit_rocks_wet.jpg", "grass")]
+EDITS = [("recipes/photos/terrain/grass/grass_temp_grass_clovers.jpg", "snow"),
+         ("recipes/photos/terrain/sand/sand_desert_sand_smooth.jpg", "grass"),
+         ("recipes/photos/terrain/dirt/dirt_savanna_dirt_a.jpg", "rock"),
+         ("recipes/photos/terrain/rock/rock_medit_rocks_wet.jpg", "grass")]
 REGION = "ellipse:0.5,0.5,0.45,0.55"
 H = 100      # row height in the sheet
 

@@ -123,7 +123,7 @@ def test_the_judge_sees_a_photo_at_the_models_scale():
     """terrain64's judge on a shipped rock photo: at the model's scale (the crop scaled to 64 px) it sees
     rock; on the photo's own pixels (4× finer) it sees dirt, so judging at the photo's size would be wrong."""
     judge = Judge.load(TERRAIN64_JUDGE)
-    photo = load_photo("rock_medit_rocks_wet.jpg", Path(__file__).parents[1] / "recipes" / "photos" / "terrain")
+    photo = load_photo("rock/rock_medit_rocks_wet.jpg", Path(__file__).parents[1] / "recipes" / "photos" / "terrain")
     crop = centre_crop(*photo.size)
     seen = photo_variants.judge_photo(judge, photo.pixels, crop, 64)
     assert seen.shape == photo.pixels.shape[:2]

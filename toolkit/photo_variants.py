@@ -1,4 +1,4 @@
-"""Recipes over real photos: `source: {images: DIR_OR_GLOB, projection: default|fast}`.
+"""Recipes over real photos: `source: {images: DIR_OR_GLOB, projection: default|fast, classes: folders}`.
 
 Variant i edits photo `i mod N` (photos sorted by path) with the recipe's random edits, drawn
 exactly as for generated sources. Each photo is projected once (`ProjectionCache` in the
@@ -13,8 +13,11 @@ edited as `projection.render_projection` edits a photo, so
   written images, masks and label maps are photo-sized and pixels outside the dilated edit
   region are the photo's own bytes.
 
-The photo's class is its projection's soft class (argmax), not the class the recipe draws for
-generated sources: the label map's base class is what the photo looks like to the model.
+The photo's class replaces the class the recipe draws for generated sources, and is the label map's
+base class. With `classes: folders` (an ImageFolder layout: `images` holds one subfolder per class,
+named as the model names it) it is the folder's class, and the projection fixes y to it. Without it
+the projection optimises a soft class and its argmax is used: the model's estimate of what the photo
+looks like, which can be wrong (docs/PHOTOS.md).
 `params.source.image` records the photo (path relative to the recipe folder, sha256), crop,
 projection preset, point and PSNR. With a judge (terrain64 has one) the rendered map and
 `label_agreement` are measured on the photo-sized image at the model's scale (`judge_photo`).
@@ -35,7 +38,7 @@ from .composite import composite as composite_photo, to_photo_frame
 from .engine import render
 from .images import to_uint8
 from .judges import Judge, agreement, judge_for
-from .photos import Photo, find_photos, load_photo
+from .photos import Photo, find_class_photos, find_photos, load_photo
 from .pipeline import (RenderedVariant, blends_for, class_weight_maps, edit_classes, label_swap_for, labels_for,
                        locality, prepare_masks)
 from .projection import PRESETS, Crop, Projection, ProjectionSettings, edit_region, photo_start
@@ -47,7 +50,10 @@ from .recipes.variants import Source, Variant
 def photo_spec(recipe: Recipe) -> dict | None:
     """The recipe's `source.images` spec, or None for generated sources."""
     src = recipe.data.get("source") or {}
-    return {"images": src["images"], "projection": src.get("projection", "default")} if src.get("images") else None
+    if not src.get("images"):
+        return None
+    return {"images": src["images"], "projection": src.get("projection", "default"),
+            "classes": "folders" if src.get("classes") == "folders" else None}
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,10 @@ class PhotoSet:
     photos: tuple[Photo, ...]          # sorted by path; names relative to the recipe folder
     preset: str
     settings: ProjectionSettings
+    classes: tuple[int | None, ...] = ()   # per photo: its known class id (`classes: folders`); empty: unknown
+
+    def class_of(self, photo_index: int) -> int | None:
+        return self.classes[photo_index] if self.classes else None
 
     def for_variant(self, index: int) -> Photo:
         return self.photos[index % len(self.photos)]
@@ -68,6 +78,11 @@ def load_photo_set(recipe: Recipe) -> PhotoSet:
     if spec["projection"] not in PRESETS:
         raise ValueError(f"recipe {recipe.name!r}: source.projection must be one of {sorted(PRESETS)}")
     base = Path(recipe.base_dir)
+    if spec["classes"] == "folders":
+        found = find_class_photos(spec["images"], base)
+        photos = tuple(load_photo(p, base) for p, _ in found)
+        classes = tuple(recipe.info.class_id(c) for _, c in found)
+        return PhotoSet(photos, spec["projection"], PRESETS[spec["projection"]], classes)
     photos = tuple(load_photo(p, base) for p in find_photos(spec["images"], base))
     return PhotoSet(photos, spec["projection"], PRESETS[spec["projection"]])
 
@@ -96,8 +111,10 @@ def render_photo_variants(generator, recipe: Recipe, variants: list[Variant], ph
     point = projs[0].point
     if any(p.point != point for p in projs):
         raise ValueError("the photos' projections were made at different points; rebuild the projection cache")
-    base_ids = [p.classes[0] for p in projs] if info.n_classes else [None] * len(projs)
-    # The photo's own class replaces the drawn one (see the module docstring).
+    known = [photo_set.class_of(v.index % len(photo_set.photos)) for v in variants]
+    base_ids = [k if k is not None else p.classes[0] for k, p in zip(known, projs)] if info.n_classes else \
+        [None] * len(projs)
+    # The photo's own class (known, else the projection's estimate) replaces the drawn one (module docstring).
     variants = [dataclasses.replace(v, source=Source(v.source.seed, info.class_names[c], c, None))
                 if c is not None else v for v, c in zip(variants, base_ids)]
     per_masks = prepare_masks(recipe, variants, res)
@@ -126,6 +143,8 @@ def render_photo_variants(generator, recipe: Recipe, variants: list[Variant], ph
         record = {"path": ph.name, "sha256": ph.sha256, "crop": [crop.x, crop.y, crop.size],
                   "size": [crop.width, crop.height], "projection": photo_set.preset, "point": point,
                   "psnr": round(float(pr.psnr[0]), 3)}
+        if known[k] is not None:
+            record["class_from"] = "folder"
         out.append(PhotoRenderedVariant(
             variant=v, image=image, source_image=ph.pixels, label_map=label_map,
             mask=(region * 255).astype(np.uint8), label=label, label_id=label_id, soft_label=soft,
@@ -158,8 +177,8 @@ def batch_renderer(generator, recipe: Recipe, cache_dir: Path):
     step, once per photo), and return `render(generator, recipe, variants)` over them."""
     photo_set = load_photo_set(recipe)
     cache = ProjectionCache(cache_dir)
-    projections = {ph.name: p for ph, p in zip(photo_set.photos, cache.load(generator, photo_set.photos,
-                                                                           photo_set.settings))}
+    loaded = cache.load(generator, photo_set.photos, photo_set.settings, photo_set.classes or None)
+    projections = {ph.name: p for ph, p in zip(photo_set.photos, loaded)}
 
     def render_fn(gen, rec, variants):
         return render_photo_variants(gen, rec, variants, photo_set, projections)

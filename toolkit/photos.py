@@ -151,6 +151,34 @@ def find_photos(pattern: str, root: str | os.PathLike) -> list[Path]:
     return found
 
 
+def find_class_photos(folder: str, root: str | os.PathLike) -> list[tuple[Path, str]]:
+    """An ImageFolder layout: `(photo path, class folder name)` for the image files in each subfolder of
+    `folder` (relative to `root`, confined to it), sorted by path; the folder names are not checked
+    here (the recipe checks them against the model's classes). Photos directly in `folder`, nested
+    subfolders and globs are refused: the class of such a photo would be a guess."""
+    base = Path(root).expanduser().resolve()
+    if any(ch in folder for ch in "*?["):
+        raise PhotoError(f"{folder!r}: `classes: folders` needs a folder (one subfolder per class), not a glob")
+    top = confine(folder, base)
+    if not top.is_dir():
+        raise PhotoError(f"{folder!r}: no such folder (looked in {top})")
+    loose = sorted(p.name for p in top.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if loose:
+        raise PhotoError(f"{folder!r}: with `classes: folders` every photo must lie in a subfolder named after its "
+                         f"class, but {len(loose)} lie directly in it ({', '.join(loose[:3])}); move them into "
+                         "class folders or remove `classes: folders`")
+    found = []
+    for sub in sorted(p for p in top.iterdir() if p.is_dir()):
+        nested = sorted(p.name for p in sub.iterdir() if p.is_dir())
+        if nested:
+            raise PhotoError(f"{folder}/{sub.name}: class folders hold photos, not folders ({', '.join(nested[:3])})")
+        found += [(confine(p, base), sub.name) for p in sorted(sub.iterdir())
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    if not found:
+        raise PhotoError(f"{folder!r}: no photos ({', '.join(IMAGE_SUFFIXES)}) found in its class subfolders")
+    return found
+
+
 def region_mask(spec: str, width: int, height: int, root: str | os.PathLike | None = None) -> np.ndarray:
     """A region typed by a user → photo-sized `[H, W]` float32 mask in [0, 1].
 

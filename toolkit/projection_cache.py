@@ -1,7 +1,8 @@
 """Projections cached on disk, one file per photo, so a resumed run or a second recipe over the same
 photos does not redo them (projection is the slow step: seconds per photo on a CPU).
 
-Key: sha256 of (model sha256, photo sha256, projection settings, format version). A file is a
+Key: sha256 of (model sha256, photo sha256, projection settings, format version, and the photo's
+class when it is known: a projection with the class fixed is another projection). A file is a
 safetensors archive of the projection's tensors plus its crop and settings as metadata, written
 atomically (`io.atomic_path`). Files are read with safetensors only (no pickles).
 
@@ -30,9 +31,13 @@ FORMAT = 1
 CHUNK = 16          # photos per optimisation batch (fixed: the chunk composition is part of the result)
 
 
-def cache_key(model_sha256: str, photo_sha256: str, settings: ProjectionSettings) -> str:
-    blob = json.dumps({"format": FORMAT, "model": model_sha256, "photo": photo_sha256,
-                       "settings": settings.to_json()}, sort_keys=True)
+def cache_key(model_sha256: str, photo_sha256: str, settings: ProjectionSettings, class_id: int | None = None) -> str:
+    """`class_id`: the photo's known class (the projection fixes y to it); None: a soft class is optimised
+    (the key is then what it was before classes could be given, so existing caches stay valid)."""
+    d = {"format": FORMAT, "model": model_sha256, "photo": photo_sha256, "settings": settings.to_json()}
+    if class_id is not None:
+        d["class"] = int(class_id)
+    blob = json.dumps(d, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -83,24 +88,31 @@ class ProjectionCache:
         """The settings with the default point filled in (the key names the point actually used)."""
         return settings if settings.point is not None else replace(settings, point=default_point(generator))
 
-    def path(self, generator, photo: Photo, settings: ProjectionSettings) -> Path:
+    def path(self, generator, photo: Photo, settings: ProjectionSettings, class_id: int | None = None) -> Path:
         settings = self.resolved(generator, settings)
-        return self.folder / f"{cache_key(_model_sha(generator), photo.sha256, settings)}.safetensors"
+        return self.folder / f"{cache_key(_model_sha(generator), photo.sha256, settings, class_id)}.safetensors"
 
     def ensure(self, generator, photos: Sequence[Photo], settings: ProjectionSettings,
                progress: Callable[[int, int], None] | None = None,
+               classes: Sequence[int | None] | None = None,
                step_progress: Callable[[int, int, int, int], None] | None = None) -> list[Path]:
         """Project the photos whose files are missing (chunks of CHUNK over the whole list); return all paths.
+
+        `classes`: each photo's known class id (the projection fixes y to it), or None for all (soft class).
         `progress(chunks done, chunks to do)` after each chunk; `step_progress(chunk, chunks to do, step,
         steps)` after each optimisation step (the app's progress bar: one chunk can take minutes on a CPU)."""
         settings = self.resolved(generator, settings)
-        paths = [self.path(generator, ph, settings) for ph in photos]
+        classes = list(classes) if classes is not None else [None] * len(photos)
+        if len(classes) != len(photos) or len({c is None for c in classes}) > 1:
+            raise ValueError("give a class for every photo or for none")
+        paths = [self.path(generator, ph, settings, c) for ph, c in zip(photos, classes)]
         todo = sorted({i // CHUNK for i, p in enumerate(paths) if not p.exists()})
         for n, c in enumerate(todo):
             idx = list(range(c * CHUNK, min(len(photos), (c + 1) * CHUNK)))
+            y = None if classes[0] is None else [classes[i] for i in idx]
             on_step = None if step_progress is None else \
                 (lambda i, total, n=n: step_progress(n, len(todo), i, total))
-            proj = project(generator, [photos[i] for i in idx], steps=settings, point=settings.point,
+            proj = project(generator, [photos[i] for i in idx], y, steps=settings, point=settings.point,
                            seed=settings.seed, progress=on_step)
             for k, i in enumerate(idx):
                 if not paths[i].exists():
@@ -110,6 +122,7 @@ class ProjectionCache:
                 progress(n + 1, len(todo))
         return paths
 
-    def load(self, generator, photos: Sequence[Photo], settings: ProjectionSettings) -> list[Projection]:
-        paths = self.ensure(generator, photos, settings)
+    def load(self, generator, photos: Sequence[Photo], settings: ProjectionSettings,
+             classes: Sequence[int | None] | None = None) -> list[Projection]:
+        paths = self.ensure(generator, photos, settings, classes=classes)
         return [load_projection(p, generator.device) for p in paths]

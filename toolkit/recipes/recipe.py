@@ -26,6 +26,7 @@ import numpy as np
 from .. import zoo
 from ..checkpoints import CheckpointError, sha256_file
 from ..masks import MaskFileError
+from ..photos import PhotoError, find_class_photos
 from ..parts import PartModel, PartModelError, shipped_path
 from .files import load_mask_file, resolve_path
 from .model_info import ModelInfo, info_from_file, info_from_generator, info_from_zoo
@@ -145,6 +146,8 @@ def _finish(data, source, base_dir, info, masks, path, text, warnings, line_of=N
         if info.n_classes:
             data["source"].setdefault("classes", "all")
         check_model_rules(data, info, problems)
+        if info.n_classes and data["source"].get("classes") == "folders" and data["source"].get("images"):
+            check_class_folders(data["source"]["images"], info, base_dir, problems)
     if problems:
         raise RecipeError(format_problems(source, problems, line_of))
     h = hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
@@ -273,6 +276,22 @@ def _read_mask(rel: str, base_dir: Path, masks: dict, overrides: dict, path: tup
         problems.append((path, str(e)))
 
 
+def check_class_folders(images: str, info: ModelInfo, base_dir: Path, problems: list) -> None:
+    """`source: {images: DIR, classes: folders}`: every subfolder holding photos must be a class of the model
+    (its name, as the model spells it or a synonym it accepts; suggestions for near misses)."""
+    try:
+        found = find_class_photos(images, base_dir)
+    except PhotoError as e:
+        problems.append((("source", "images"), str(e)))
+        return
+    for name in sorted({c for _, c in found}):
+        try:
+            info.class_id(name)
+        except ValueError as e:
+            problems.append((("source", "images"), f"class folder {images}/{name}/: {e} Name each folder after one of "
+                             f"the model's classes ({', '.join(info.class_names)})."))
+
+
 def check_model_rules(data: dict, info: ModelInfo, problems: list) -> None:
     """Rules that depend on the model (the schema cannot say them)."""
     def check_classes(spec, path, allow_source=False):
@@ -294,7 +313,11 @@ def check_model_rules(data: dict, info: ModelInfo, problems: list) -> None:
         judged = [n for n, e in zoo.ZOO.items() if e.judge is not None]
         problems.append((("filter", "min_label_agreement"), f"model {info.name} has no judge to measure label "
                          f"agreement with (models with one: {', '.join(judged) or 'none'}): remove `filter`"))
-    if info.n_classes:
+    if info.n_classes and src["classes"] == "folders":
+        if not src.get("images"):
+            problems.append((("source", "classes"), "`classes: folders` takes each photo's class from its folder's "
+                             "name: it needs `source.images` (a folder with one subfolder per class)"))
+    elif info.n_classes:
         check_classes(src["classes"], ("source", "classes"))
     elif "classes" in src:
         problems.append((("source", "classes"), f"model {info.name} is unconditional (it has no classes): remove `classes`"))
@@ -315,6 +338,8 @@ def check_model_rules(data: dict, info: ModelInfo, problems: list) -> None:
                 if not a <= b < info.n_stages:
                     problems.append((sp, f"[{a}, {b}] is not a stage range of {info.name}: it has stages "
                                          f"0..{info.n_stages - 1}; write [first, last] with first ≤ last"))
+            if spec.get("reference") is not None:
+                check_blend_strength(spec["reference"], path + ("reference",), info, problems)
             continue
         ref = spec["reference"]
         if "class" in ref:
@@ -322,17 +347,22 @@ def check_model_rules(data: dict, info: ModelInfo, problems: list) -> None:
                 problems.append((path + ("reference", "class"), f"model {info.name} is unconditional: remove `class`"))
             else:
                 check_classes(ref["class"], path + ("reference", "class"), allow_source=True)
-        p, st = info.n_blend_points, spec["strength"]
-        for k, s in enumerate(st["choice"] if isinstance(st, dict) and "choice" in st else [st]):
-            if isinstance(s, list) and len(s) != p:
-                sp = path + ("strength",) + (("choice", k) if isinstance(st, dict) else ())
-                problems.append((sp, f"{len(s)} strengths given; model {info.name} has {p} blend points (after the "
-                                     f"stem and after each of its {info.n_stages} stages): give {p} values or a preset"))
-        if "points" in spec:
-            a, b = spec["points"]
-            if not a <= b < p:
-                problems.append((path + ("points",), f"[{a}, {b}] is not a blend-point range of {info.name}: it "
-                                                     f"has points 0..{p - 1}; write [first, last] with first ≤ last"))
-            if not (isinstance(st, (int, float)) or (isinstance(st, dict) and "range" in st)):
-                problems.append((path + ("points",), "`points` only applies to a number or {range} strength; "
-                                                     "a list or preset already says the strength at every point"))
+        check_blend_strength(spec, path, info, problems)
+
+
+def check_blend_strength(spec: dict, path: tuple, info: ModelInfo, problems: list) -> None:
+    """`strength` and `points` of a blend (or of a label swap's reference) against the model's blend points."""
+    p, st = info.n_blend_points, spec["strength"]
+    for k, s in enumerate(st["choice"] if isinstance(st, dict) and "choice" in st else [st]):
+        if isinstance(s, list) and len(s) != p:
+            sp = path + ("strength",) + (("choice", k) if isinstance(st, dict) else ())
+            problems.append((sp, f"{len(s)} strengths given; model {info.name} has {p} blend points (after the "
+                                 f"stem and after each of its {info.n_stages} stages): give {p} values or a preset"))
+    if "points" in spec:
+        a, b = spec["points"]
+        if not a <= b < p:
+            problems.append((path + ("points",), f"[{a}, {b}] is not a blend-point range of {info.name}: it "
+                                                 f"has points 0..{p - 1}; write [first, last] with first ≤ last"))
+        if not (isinstance(st, (int, float)) or (isinstance(st, dict) and "range" in st)):
+            problems.append((path + ("points",), "`points` only applies to a number or {range} strength; "
+                                                 "a list or preset already says the strength at every point"))

@@ -137,6 +137,15 @@ LABEL_SWAP = obj({
     "region": REGION,
     "stages": STAGES,
     "strength": rand(num(0, 1, lo_open=True), default=1.0),
+    "reference": obj({
+        "seed": rand(num(0, MAX_SEED, integer=True), default={"range": DEFAULT_REFERENCE_SEEDS}),
+        "strength": BLEND_STRENGTH | {"default": 1.0},
+        "points": seq(num(0, integer=True), 2, 2, description="Blend points [first, last] that a number or {range} "
+                      "strength applies to (default: 0 to the middle point, the coarse layers).",
+                      **_x("[first, last] (inclusive blend points)")),
+    }, description="Also blend a generated sample of the swap's target class (latent `seed`) into the swap's "
+                   "region: the swap gives the region the class's colour, the reference its texture "
+                   "(docs/PHOTOS.md). Recorded in params as the seed and the strength per blend point."),
 }, ["to", "region"], description="Swap the region to another class (spatial class-conditional BN).")
 BLEND = obj({
     "reference": obj({
@@ -170,9 +179,11 @@ RECIPE_BODY = obj({
                  description=f"Default number of variants (at most {MAX_COUNT:,}: larger runs are split)",
                  **_x("an integer ≥ 1")),
     "source": obj({
-        "classes": any_of(string(["all"]), CLASS, seq(CLASS, 1),
-                          description="Source class drawn uniformly from these (conditional models; default: all)",
-                          **_x("'all', a class, or a list of classes")),
+        "classes": any_of(string(["all", "folders"]), CLASS, seq(CLASS, 1),
+                          description="Source class drawn uniformly from these (conditional models; default: all). "
+                                      "With `images`: 'folders' = each photo's class is the name of the subfolder "
+                                      "it lies in (an ImageFolder layout); the label map's base class is that class",
+                          **_x("'all', 'folders' (photos), a class, or a list of classes")),
         "truncation": rand(num(0, 1, lo_open=True)),
         "seeds": seq(num(0, MAX_SEED, integer=True), 1, MAX_PINNED_SEEDS,
                      description="Latent seeds of the first variants, in order (e.g. the source a recipe was "

@@ -33,15 +33,6 @@ class Source:
 
 
 @dataclass(frozen=True)
-class LabelSwapEdit:
-    to: str
-    to_id: int
-    strength: float
-    stages: tuple[int, int]             # [first, last] inclusive
-    region: Region
-
-
-@dataclass(frozen=True)
 class Reference:
     seed: int
     class_name: str | None = None
@@ -57,6 +48,17 @@ class BlendEdit:
     reference: Reference
     strength: tuple[float, ...]         # one per blend point
     region: Region
+
+
+@dataclass(frozen=True)
+class LabelSwapEdit:
+    to: str
+    to_id: int
+    strength: float
+    stages: tuple[int, int]             # [first, last] inclusive
+    region: Region
+    reference: Reference | None = None  # `reference:` option: a sample of class `to` blended into the region
+    reference_strength: tuple[float, ...] = ()   # its strength per blend point
 
 
 Edit = Union[LabelSwapEdit, BlendEdit]
@@ -82,8 +84,11 @@ class Variant:
         edits = []
         for e in self.edits:
             if isinstance(e, LabelSwapEdit):
-                edits.append({"label_swap": {"to": e.to, "to_id": e.to_id, "strength": e.strength,
-                                             "stages": list(e.stages), "region": region_to_dict(e.region)}})
+                d = {"to": e.to, "to_id": e.to_id, "strength": e.strength, "stages": list(e.stages),
+                     "region": region_to_dict(e.region)}
+                if e.reference is not None:      # absent otherwise: params of earlier datasets stay as they were
+                    d["reference"] = {"seed": e.reference.seed, "strength": list(e.reference_strength)}
+                edits.append({"label_swap": d})
             else:
                 ref: dict = {"seed": e.reference.seed}
                 if e.reference.class_id is not None:
@@ -115,8 +120,11 @@ class Variant:
                 (kind, d), = e.items()
                 if kind == "label_swap":
                     a, b = d["stages"]
+                    r = d.get("reference")
+                    ref = None if r is None else Reference(int(r["seed"]), d["to"], int(d["to_id"]))
                     edits.append(LabelSwapEdit(d["to"], int(d["to_id"]), float(d["strength"]), (int(a), int(b)),
-                                               region_from_dict(d["region"])))
+                                               region_from_dict(d["region"]), ref,
+                                               tuple(float(x) for x in r["strength"]) if r else ()))
                 elif kind == "blend":
                     r = d["reference"]
                     m = r.get("match") or {}
@@ -283,8 +291,8 @@ def expand(data: dict, info: ModelInfo, base_seed: int, i: int) -> Variant:
     rng = _rng(base_seed, i, "source")
     cid = cname = trunc = None
     if info.n_classes:
-        cl = src.get("classes", "all")
-        ids = range(info.n_classes) if cl == "all" else [info.class_id(c) for c in (cl if isinstance(cl, list) else [cl])]
+        cl = src.get("classes", "all")   # photo sources with `folders`: drawn as 'all', replaced by the photo's class
+        ids = range(info.n_classes) if cl in ("all", "folders") else [info.class_id(c) for c in (cl if isinstance(cl, list) else [cl])]
         cid = ids[int(rng.integers(len(ids)))]
         cname = info.class_names[cid]
     if "truncation" in src:
@@ -306,8 +314,14 @@ def expand(data: dict, info: ModelInfo, base_seed: int, i: int) -> Variant:
                 stage_draws[key] = (0, info.n_stages - 1) if st == "all" else (int(st[0]), int(st[1]))
             to = info.class_id(_draw(spec["to"], rng))
             strength = float(_draw(spec["strength"], rng))
-            edits.append(LabelSwapEdit(info.class_names[to], to, strength, stage_draws[key],
-                                       concrete_region(spec["region"], rng)))
+            region = concrete_region(spec["region"], rng)
+            ref, ref_strength = None, ()
+            if spec.get("reference") is not None:   # its own stream: the swap's other draws stay as they were
+                r, rrng = spec["reference"], _rng(base_seed, i, "swap-reference", j)
+                ref = Reference(int(_draw(r["seed"], rrng, integer=True)), info.class_names[to], to)
+                ref_strength = _blend_strength(r["strength"], r.get("points", (0, info.n_blend_points // 2)), rrng,
+                                               info.n_blend_points)
+            edits.append(LabelSwapEdit(info.class_names[to], to, strength, stage_draws[key], region, ref, ref_strength))
         else:
             spec = edit["blend"]
             ref = spec["reference"]

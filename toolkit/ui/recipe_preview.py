@@ -46,6 +46,11 @@ def photos_needed(photo_set: PhotoSet, n: int) -> tuple[Photo, ...]:
     return photo_set.photos[:min(total, CHUNK * (last // CHUNK + 1))]
 
 
+def _classes(photo_set: PhotoSet, photos) -> list[int | None]:
+    """Each photo's known class (`classes: folders`; part of the projection's key), else None."""
+    return [photo_set.class_of(i) for i in range(len(photos))]
+
+
 @dataclass(frozen=True)
 class PhotoPlan:
     photo_set: PhotoSet                # the recipe's photos with the preset the preview uses
@@ -61,16 +66,17 @@ def plan_photo_preview(generator, recipe, n: int, preset: str = PREVIEW_PRESET) 
         raise ValueError(f"unknown projection preset {preset!r}; choose one of {sorted(PRESETS)}")
     photo_set = load_photo_set(recipe)
     photos = photos_needed(photo_set, n)
-    own = photo_set.preset
+    own, classes = photo_set.preset, _classes(photo_set, photos)
     for folder in [d / "projections" for d in list_datasets()] + [preview_cache_dir()]:
         cache = ProjectionCache(folder)
-        if folder.is_dir() and all(cache.path(generator, ph, photo_set.settings).is_file() for ph in photos):
+        if folder.is_dir() and all(cache.path(generator, ph, photo_set.settings, c).is_file()
+                                   for ph, c in zip(photos, classes)):
             where = "the preview cache" if folder == preview_cache_dir() else f"the dataset {folder.parent.name}"
             return PhotoPlan(photo_set, photos, cache, True,
                              f"projection preset `{own}` (the recipe's), projections from {where}")
     use = dataclasses.replace(photo_set, preset=preset, settings=PRESETS[preset])
     cache = ProjectionCache(preview_cache_dir())
-    cached = all(cache.path(generator, ph, use.settings).is_file() for ph in photos)
+    cached = all(cache.path(generator, ph, use.settings, c).is_file() for ph, c in zip(photos, classes))
     note = f"projection preset `{preset}`" + ("" if preset == own else f" (the batch uses the recipe's `{own}`)")
     return PhotoPlan(use, photos, cache, cached, note + (", cached" if cached else ""))
 
@@ -82,7 +88,8 @@ def render_first(generator, recipe, n: int, preset: str = PREVIEW_PRESET):
     if not photo_spec(recipe):
         return render_variants(generator, recipe, variants), ""
     plan = plan_photo_preview(generator, recipe, n, preset)
-    bar = None
+    classes = _classes(plan.photo_set, plan.photos)
+    known = classes if classes and classes[0] is not None else None
     if not plan.cached:
         bar = st.progress(0.0, text=f"Projecting {len(plan.photos)} photos ({plan.note})…")
 
@@ -90,9 +97,8 @@ def render_first(generator, recipe, n: int, preset: str = PREVIEW_PRESET):
             bar.progress((chunk + i / total) / chunks,
                          text=f"Projecting {len(plan.photos)} photos ({plan.note}): chunk {chunk + 1}/{chunks}, "
                               f"step {i}/{total}")
-        plan.cache.ensure(generator, plan.photos, plan.photo_set.settings, step_progress=step)
-    projections = dict(zip((ph.name for ph in plan.photos),
-                           plan.cache.load(generator, plan.photos, plan.photo_set.settings)))
-    if bar is not None:
+        plan.cache.ensure(generator, plan.photos, plan.photo_set.settings, classes=known, step_progress=step)
         bar.empty()
+    projections = dict(zip((ph.name for ph in plan.photos),
+                           plan.cache.load(generator, plan.photos, plan.photo_set.settings, known)))
     return render_photo_variants(generator, recipe, variants, plan.photo_set, projections), plan.note
