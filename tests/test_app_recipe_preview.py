@@ -87,8 +87,16 @@ def test_batch_page_previews_a_photo_recipe_with_the_quick_preset(dirs):
     assert "preset `default` (the recipe's), projections from the preview cache" in note, note
 
 
-def test_preview_from_a_datasets_projections_is_what_the_batch_wrote(dirs):
+@pytest.mark.parametrize("folders", [False, True])
+def test_preview_from_a_datasets_projections_is_what_the_batch_wrote(dirs, folders):
+    """Also with `classes: folders` (each photo's class is part of its projection's key)."""
     ws, rd = dirs
+    if folders:
+        for name, cls in zip(sorted(SIZES), ["red", "green", "red"]):
+            (rd / "photos" / cls).mkdir(exist_ok=True)
+            (rd / "photos" / name).rename(rd / "photos" / cls / name)
+        text = (rd / "tiny-photos.yaml").read_text()
+        (rd / "tiny-photos.yaml").write_text(text.replace("  images: photos\n", "  images: photos\n  classes: folders\n"))
     out = ws / "datasets" / "tp"
     assert run_batch(rd / "tiny-photos.yaml", out, count=4, device="cpu", batch_size=4).written == 4
     gen = toolkit.load_generator("tiny", device="cpu")
@@ -97,7 +105,11 @@ def test_preview_from_a_datasets_projections_is_what_the_batch_wrote(dirs):
     assert plan.cached and plan.cache.folder == out / "projections" and "dataset tp" in plan.note
     rendered, note = recipe_preview.render_first(gen, rec, 4)
     assert not (ws / ".cache").exists()                   # nothing projected again
-    for rv in rendered:
+    names = [rv.photo_record["path"].rsplit("/", 1)[-1] for rv in rendered]
+    assert len(set(names[:3])) == 3 and names[3] == names[0]     # variant i edits photo i mod 3
+    for rv, name in zip(rendered, names):
         written = np.asarray(Image.open(out / "images" / f"{rv.index:06d}.png").convert("RGB"))
-        assert rv.image.shape[:2] == SIZES[sorted(SIZES)[rv.index % 3]]    # photo-sized, photo i mod 3
+        assert rv.image.shape[:2] == SIZES[name]                  # photo-sized
         assert np.array_equal(rv.image, written), rv.index
+    if folders:
+        assert [rv.source_class for rv in rendered] == ["green", "red", "red", "green"]   # sorted by path
