@@ -298,10 +298,11 @@ def make_photo_preview_screenshot(workspace: Path, out: Path = ROOT / "docs" / "
         time.sleep(1)          # the list opens
         page.get_by_role("option").filter(has_text="terrain64-photos").first.click()
         page.get_by_text("terrain64-photos: model terrain64").wait_for(timeout=60_000)
-        page.get_by_text("Preview the first 4 variants").click()
+        time.sleep(3)          # the previous recipe's switch (its own key) is drawn stale until the rerun ends
+        page.get_by_text("Preview the first 4 variants").first.click()
         wait_for(lambda: image_src(page, "#3 "), timeout=3600, what="the preview")
         time.sleep(2)
-        top = page.get_by_text("Preview the first 4 variants").bounding_box()
+        top = page.get_by_text("Preview the first 4 variants").first.bounding_box()
         last = page.get_by_test_id("stImage").filter(has_text="#3 ").bounding_box()
         page.screenshot(path=str(out), full_page=True, clip={
             "x": 300, "y": top["y"] - 120, "width": 900, "height": last["y"] + last["height"] - top["y"] + 160})
