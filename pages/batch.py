@@ -65,6 +65,7 @@ def new_run() -> None:
         return
     with st.expander(f"{rec.name}: model {rec.model}, {len(rec.data['edits'])} edit(s), default count {rec.count}"):
         st.code(rec.text, language="yaml")
+    W.recipe_preview_panel(path, rec, f"batch_{rec.name}")
     c1, c2, c3, c4 = st.columns(4)
     count = c1.number_input("Count", 1, 10_000_000, int(rec.count), key=f"batch_count_{rec.name}")
     out_text = c2.text_input("Output directory (in the workspace)", f"datasets/{rec.name}", key=f"batch_out_{rec.name}")

@@ -142,7 +142,8 @@ with editor:
             # Painted strokes of other references keep their pixels: masks stay disjoint (sum ≤ 1).
             free = 1 - np.delete(masks, j, 0).sum(0)
             masks[j] = np.maximum(masks[j], np.minimum(np.max(extra, 0), free))
-    chosen_parts = parts_panel(key, dev, seed, src_cls, source, [f"reference {j + 1}" for j in range(n_refs)], "blend")
+    chosen_parts = parts_panel(key, dev, seed, src_cls, source, [f"reference {j + 1}" for j in range(n_refs)], "blend",
+                               current=paint)
     masks = apply_parts(masks, key, dev, seed, src_cls, chosen_parts)
     with c_mask:
         W.show(overlay(W.upscale_pil(source), masks, colours), caption="Regions (colour = reference)")

@@ -92,7 +92,7 @@ if uploaded is not None:
     k = targets.index(paint)
     others = np.delete(weights, k, 0).sum(0)
     weights[k] = np.maximum(weights[k], np.minimum(uploaded, 1 - others))
-chosen_parts = parts_panel(key, dev, seed, src_cls, source, list(targets), "swap")
+chosen_parts = parts_panel(key, dev, seed, src_cls, source, list(targets), "swap", current=targets.index(paint))
 weights = apply_parts(weights, key, dev, seed, src_cls, chosen_parts)
 
 

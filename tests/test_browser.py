@@ -207,6 +207,107 @@ def test_batch_progress_survives_page_switches_and_review_works_from_the_keyboar
             assert im.format == "PNG" and im.size[0] == im.size[1] > 1
 
 
+def steady_box(locator, tries: int = 40) -> dict:
+    """The element's box once two looks 0.25 s apart agree (a redrawn image settles its size)."""
+    box = locator.bounding_box()
+    for _ in range(tries):
+        time.sleep(0.25)
+        again = locator.bounding_box()
+        if again == box and box and box["height"] > 0:
+            return box
+        box = again
+    raise AssertionError(f"the element's box did not settle: {box}")
+
+
+CLICKS = [(0.36, 0.47), (0.81, 0.31)]     # fractions of the picture (x, y): faces64 seed 0's eyes/mouth, hairline
+
+
+def click_parts(page, shot: Path) -> list[str]:
+    """On the Feature blend page (faces64, source seed 0; a shipped part model): open Parts, click
+    the source picture at CLICKS, waiting each time until reference 1's part list follows and the
+    picture redraws, then screenshot the result and the Parts panel into `shot`; returns the list."""
+    before = wait_for(lambda: image_src(page, "Result"), what="the blend page's result")
+    page.get_by_text("Parts: click a part on the source").click()
+    picture = page.frame_locator("iframe[title*='image_coordinates']").locator("img#image")
+    chips = page.locator(".st-key-blend_parts0 [data-tag]")       # the list of the reference being painted
+    for k, (fx, fy) in enumerate(CLICKS):
+        picture.wait_for(timeout=60_000)
+        box = steady_box(picture)
+        shown = picture.get_attribute("src")
+        picture.click(position={"x": fx * box["width"], "y": fy * box["height"]})
+        wait_for(lambda: chips.count() == k + 1, what=f"click {k + 1} to reach the part list")
+        # The picture is redrawn with the new part outlined (and resized in its frame): wait for it.
+        wait_for(lambda: picture.get_attribute("src") != shown, what="the picture to outline the part")
+    wait_for(lambda: (s := image_src(page, "Result")) and s != before, what="the result to use the parts")
+    steady_box(picture)
+    top = page.get_by_test_id("stImage").filter(has_text="Result").bounding_box()
+    bottom = steady_box(page.get_by_test_id("stExpander").filter(has_text="Parts: click a part"))
+    page.screenshot(path=str(shot), full_page=True,
+                    clip={"x": 0, "y": top["y"] - 40, "width": page.viewport_size["width"],
+                          "height": bottom["y"] + bottom["height"] - top["y"] + 50})
+    return [chips.nth(i).get_attribute("aria-label") for i in range(chips.count())]
+
+
+def test_click_parts_on_the_source_selects_them(tmp_path):
+    """The Parts picture is a real click target in Chromium: each click puts the part under the
+    pointer in the list of the reference being painted, and the result uses those parts as its region."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium); "
+                    ".ci/run does this")
+    pytest.importorskip("playwright")
+    import toolkit
+    from toolkit.parts import segment, shipped
+    from toolkit.sampling import sample_latents
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "recipes").mkdir()
+    with app_server(tmp_path / "ws", tmp_path / "recipes") as url, browser_page() as page:
+        open_page(page, url, "Feature blend")
+        page.locator("canvas").last.wait_for(timeout=90_000)
+        picked = click_parts(page, tmp_path / "parts.png")
+        no_error_box(page)
+    g = toolkit.load_generator("faces64", device="cpu")
+    pm = shipped(g)
+    labels = segment(g, pm, sample_latents(g, [0]))[0]
+    want = {pm.names[int(labels[int(fy * 64), int(fx * 64)])] for fx, fy in CLICKS}
+    assert len(want) == 2 and picked == sorted(want, key=pm.names.index)
+    assert (tmp_path / "parts.png").stat().st_size > 10_000
+
+
+def make_parts_screenshot(out: Path = ROOT / "docs" / "app_parts_click.png") -> None:
+    """docs/app_parts_click.png: two parts clicked on the Feature blend page (run by hand, not a test)."""
+    tmp = Path(tempfile.mkdtemp(prefix="nct-shots-"))
+    (tmp / "ws").mkdir()
+    (tmp / "recipes").mkdir()
+    with app_server(tmp / "ws", tmp / "recipes") as url, browser_page(width=1500, height=2000) as page:   # shots must fit the viewport (Streamlit scrolls inside)
+        open_page(page, url, "Feature blend")
+        page.locator("canvas").last.wait_for(timeout=90_000)
+        print("picked:", click_parts(page, out))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def make_photo_preview_screenshot(workspace: Path, out: Path = ROOT / "docs" / "app_photo_recipe_preview.png") -> None:
+    """docs/app_photo_recipe_preview.png: the Batch page previewing recipes/terrain64-photos.yaml
+    (run by hand; projecting the 16 photos takes minutes on a CPU the first time, then the
+    projections are in `workspace`/.cache/projections)."""
+    workspace.mkdir(parents=True, exist_ok=True)
+    with app_server(workspace, ROOT / "recipes") as url, browser_page(width=1200) as page:
+        open_page(page, url, "Feature blend")
+        page.locator("canvas").last.wait_for(timeout=90_000)
+        goto_nav(page, "Batch", "Batch")
+        page.get_by_test_id("stSelectbox").filter(has_text="Recipe").first.click()
+        time.sleep(1)          # the list opens
+        page.get_by_role("option").filter(has_text="terrain64-photos").first.click()
+        page.get_by_text("terrain64-photos: model terrain64").wait_for(timeout=60_000)
+        time.sleep(3)          # the previous recipe's switch (its own key) is drawn stale until the rerun ends
+        page.get_by_text("Preview the first 4 variants").first.click()
+        wait_for(lambda: image_src(page, "#3 "), timeout=3600, what="the preview")
+        time.sleep(2)
+        top = page.get_by_text("Preview the first 4 variants").first.bounding_box()
+        last = page.get_by_test_id("stImage").filter(has_text="#3 ").bounding_box()
+        page.screenshot(path=str(out), full_page=True, clip={
+            "x": 300, "y": top["y"] - 120, "width": 900, "height": last["y"] + last["height"] - top["y"] + 160})
+
+
 def make_docs_screenshots(out: Path = ROOT / "docs") -> None:
     """docs/app_*.png: each page with a drawn region and its result (run by hand, not a test)."""
     out.mkdir(exist_ok=True)
@@ -262,3 +363,7 @@ def make_docs_screenshots(out: Path = ROOT / "docs") -> None:
 
 if __name__ == "__main__" and sys.argv[1:] == ["docs"]:
     make_docs_screenshots()
+if __name__ == "__main__" and sys.argv[1:] == ["parts"]:
+    make_parts_screenshot()
+if __name__ == "__main__" and sys.argv[1:2] == ["photo-preview"]:
+    make_photo_preview_screenshot(Path(sys.argv[2] if sys.argv[2:] else "workspace").resolve())

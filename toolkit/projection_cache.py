@@ -94,10 +94,13 @@ class ProjectionCache:
 
     def ensure(self, generator, photos: Sequence[Photo], settings: ProjectionSettings,
                progress: Callable[[int, int], None] | None = None,
-               classes: Sequence[int | None] | None = None) -> list[Path]:
+               classes: Sequence[int | None] | None = None,
+               step_progress: Callable[[int, int, int, int], None] | None = None) -> list[Path]:
         """Project the photos whose files are missing (chunks of CHUNK over the whole list); return all paths.
 
-        `classes`: each photo's known class id (the projection fixes y to it), or None for all (soft class)."""
+        `classes`: each photo's known class id (the projection fixes y to it), or None for all (soft class).
+        `progress(chunks done, chunks to do)` after each chunk; `step_progress(chunk, chunks to do, step,
+        steps)` after each optimisation step (the app's progress bar: one chunk can take minutes on a CPU)."""
         settings = self.resolved(generator, settings)
         classes = list(classes) if classes is not None else [None] * len(photos)
         if len(classes) != len(photos) or len({c is None for c in classes}) > 1:
@@ -107,8 +110,10 @@ class ProjectionCache:
         for n, c in enumerate(todo):
             idx = list(range(c * CHUNK, min(len(photos), (c + 1) * CHUNK)))
             y = None if classes[0] is None else [classes[i] for i in idx]
+            on_step = None if step_progress is None else \
+                (lambda i, total, n=n: step_progress(n, len(todo), i, total))
             proj = project(generator, [photos[i] for i in idx], y, steps=settings, point=settings.point,
-                           seed=settings.seed)
+                           seed=settings.seed, progress=on_step)
             for k, i in enumerate(idx):
                 if not paths[i].exists():
                     save_projection(proj.rows([k]), paths[i])

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
 import torch
 from PIL import Image
 
-from .. import load_generator, recipes, render, sample_latents
+from .. import load_generator, photo_variants, recipes, render, sample_latents
 from ..dataset import class_palette
 from ..images import to_uint8
 from ..io import encode_png
 from ..pipeline import render_variants
 from ..zoo import ZOO
+from . import recipe_preview
 from .recipe_builder import EmptyDrawing, Randomise, preview_recipe, preview_variants
 from .strokes import MaskError, hex_to_rgb, mask_from_upload
 from .workspace import user_recipes_dir
@@ -291,19 +293,50 @@ def save_recipe_form(prefix: str, build, *, gen, swap_classes: bool = False, ref
         preview_recipe_file(path)
 
 
-def preview_recipe_file(path, n: int = 4) -> None:
-    """The first `n` variants of a saved recipe, rendered by the batch runner's pipeline."""
+def preview_recipe_file(path, n: int = 4, preset: str = recipe_preview.PREVIEW_PRESET, code: bool = True) -> None:
+    """The first `n` variants of a recipe file, rendered by the batch runner's render path (photo
+    recipes: projected first with `preset` unless the workspace holds projections; see
+    `toolkit.ui.recipe_preview`)."""
     try:
         rec = recipes.load_recipe(path)
         gen = get_generator(rec.model, device())
         rec = rec.for_generator(gen)
-        rendered = render_variants(gen, rec, rec.variants(range(n)))
+        rendered, note = recipe_preview.render_first(gen, rec, n, preset)
     except Exception as e:
-        st.warning(f"The recipe was saved but its preview failed: {e}")
+        st.warning(f"The preview of {Path(path).name} failed: {e}")
         return
-    st.caption(f"First {n} variants of {rec.name} (as the batch runner renders them)")
+    st.caption(f"First {n} variants of {rec.name} (as the batch runner renders them)" + (f"; {note}" if note else ""))
     cols = st.columns(n)
     for col, rv in zip(cols, rendered):
         with col:
-            show(rv.image, caption=f"#{rv.index} {rv.label}", size=128)
-    st.code(rec.text, language="yaml")
+            show_photo(rv.image, caption=f"#{rv.index} {rv.label}", width=128)
+    if code:
+        st.code(rec.text, language="yaml")
+
+
+def recipe_preview_panel(path, rec, prefix: str, n: int = 4) -> None:
+    """A switch that shows the recipe's first `n` variants (`preview_recipe_file`); photo recipes
+    also get the choice of projection preset (the batch uses the recipe's own)."""
+    if not st.toggle(f"Preview the first {n} variants", key=f"{prefix}_preview",
+                     help="Rendered by the batch runner's render path; nothing is written to a dataset"):
+        return
+    preset = recipe_preview.PREVIEW_PRESET
+    if photo_variants.photo_spec(rec):
+        own = photo_variants.photo_spec(rec)["projection"]
+        presets = list(dict.fromkeys([recipe_preview.PREVIEW_PRESET, own]))
+        preset = st.radio("Projection for the preview", presets, horizontal=True, key=f"{prefix}_preview_preset",
+                          format_func=lambda p: p + (" (the recipe's)" if p == own else " (quicker)"),
+                          help="Photos are projected into the model first (minutes per 16 photos on a CPU; "
+                               "cached per photo in the workspace). Projections a batch run of this recipe "
+                               "left in the workspace are used as they are.")
+    preview_recipe_file(path, n, preset, code=False)
+
+
+def show_photo(image: np.ndarray, caption: str, width: int) -> None:
+    """A rendered variant at `width` px: square model outputs scaled with nearest (pixels stay
+    visible), photo-sized ones (photo recipes) keep their aspect."""
+    h, w = image.shape[:2]
+    if h == w:
+        show(image, caption=caption, size=width)
+    else:
+        st.image(Image.fromarray(image), caption=caption, width=width, output_format="PNG")
