@@ -19,7 +19,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
