@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from . import __version__, photo_variants, pipeline
 from .checkpoints import sha256_file
 from .dataset import DatasetError, DatasetWriter, RunInfo
@@ -119,7 +121,6 @@ def shard_from_env(env=None) -> tuple[int, int] | None:
 
 def device_for(device: str, env=None) -> str:
     """Under torchrun on CUDA each process takes cuda:LOCAL_RANK (unless a cuda:k is given)."""
-    import torch
     env = os.environ if env is None else env
     d = (device or "auto").strip().lower()
     if "LOCAL_RANK" in env and d in ("auto", "cuda") and torch.cuda.is_available():

@@ -18,6 +18,7 @@ Formats:
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -27,6 +28,8 @@ from typing import Callable
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from .formats.biggan import (BIGGAN_CONFIG, BIGGAN_HOWTO, BIGGAN_WEIGHTS, biggan_config_from_json,  # noqa: F401
                              biggan_expected_reference_state, biggan_reference_keys, biggan_reference_to_ours,
@@ -56,7 +59,6 @@ def weights_file(path: str | os.PathLike) -> Path:
 def save_generator(gen, path: str | os.PathLike, dtype: torch.dtype | None = None, extra: dict | None = None) -> None:
     """Atomically write `gen` (weights + architecture + config) as safetensors. `dtype=torch.float16`
     halves the file; it is widened back to float32 on load."""
-    from safetensors.torch import save_file
     state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
              for k, v in gen.state_dict().items()}
     meta = {"format": FORMAT_TAG, "architecture": gen.architecture, "config": json.dumps(gen.config_dict())}
@@ -68,7 +70,6 @@ def save_generator(gen, path: str | os.PathLike, dtype: torch.dtype | None = Non
 def _load_ours(path: Path):
     """Header first (metadata, tensor names and shapes, no data), config bounded, the model built on
     the `meta` device and compared with the header; only then are tensors read and the model built."""
-    from safetensors import safe_open
     check_file_size(path)
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -234,7 +235,6 @@ def _looks_like_rosinality(p: Path) -> bool:
     if not (p.is_file() and p.suffix in (".pt", ".pth", ".ckpt", ".tar", ".bin")):
         return False
     try:
-        import zipfile
         if zipfile.is_zipfile(p):
             with zipfile.ZipFile(p) as zf:
                 pkl = [n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
@@ -246,7 +246,6 @@ def _looks_like_rosinality(p: Path) -> bool:
 
 
 def load_stylegan2_rosinality(path: Path):
-    import argparse
     # Training checkpoints carry their argparse options beside the weights.
     obj = torch_load(path, allow=(argparse.Namespace,))
     if not isinstance(obj, dict) or not isinstance(obj.get("g_ema"), dict):

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from PIL import Image
+
 log = logging.getLogger(__name__)
 
 CLASSES = ["grass", "sand", "rock", "snow", "dirt", "foliage", "sky"]
@@ -135,7 +137,6 @@ def window_range(native_side: int, compact_side: int, region_side: int) -> tuple
 
 
 def decode(data: bytes):
-    from PIL import Image
     im = Image.open(io.BytesIO(data))
     im.load()
     return im.convert("RGB")
@@ -154,7 +155,6 @@ def held_out(path: str, fraction: float = 0.2) -> bool:
 
 def compact(im, region: str):
     """The kept region of a source, downscaled so its longest side is ≤ COMPACT_MAX."""
-    from PIL import Image
     if region.startswith("upper"):
         im = im.crop((0, 0, im.width, max(1, round(im.height * SKY_BAND))))
     s = min(1.0, COMPACT_MAX / max(im.size))
