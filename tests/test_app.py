@@ -93,9 +93,7 @@ def wait_for(job: jobs.Job, timeout: float = 120) -> None:
 
 
 # -- editor pages --------------------------------------------------------------------------------------
-def test_default_launch_is_feature_blend_on_faces64():
-    if not __import__("toolkit.zoo", fromlist=["zoo"]).ZOO["faces64"].is_cached(None):
-        pytest.skip("faces64 is not in the model cache (make demo fetches it)")
+def test_default_launch_is_feature_blend_on_faces64(faces64):   # the fixture fetches the weights once
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert not at.exception and not at.error, messages(at)
     assert at.session_state["model_choice"] == "faces64"
