@@ -19,6 +19,11 @@ from pathlib import Path
 
 import pytest
 
+import toolkit
+from toolkit import dataset
+from toolkit.parts import segment, shipped
+from toolkit.sampling import sample_latents
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -114,16 +119,21 @@ def open_page(page, url: str, title: str) -> None:
     page.get_by_role("heading", name=title).wait_for(timeout=90_000)
 
 
+def require_browser() -> None:
+    """Skip (with how to fix it) where Debian's chromium or playwright is missing."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium); "
+                    ".ci/run does this")
+    pytest.importorskip("playwright")
+
+
 def goto_nav(page, name: str, title: str) -> None:
     page.get_by_test_id("stSidebarNav").get_by_text(name, exact=True).click()
     page.get_by_role("heading", name=title).wait_for(timeout=90_000)
 
 
 def test_drag_on_feature_blend_canvas_changes_the_result(tmp_path):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium); "
-                    ".ci/run does this")
-    pytest.importorskip("playwright")
+    require_browser()
     (tmp_path / "ws").mkdir()
     (tmp_path / "recipes").mkdir()
     with app_server(tmp_path / "ws", tmp_path / "recipes") as url, browser_page() as page:
@@ -148,11 +158,7 @@ def no_error_box(page) -> None:
 def test_batch_progress_survives_page_switches_and_review_works_from_the_keyboard(tmp_path):
     """Every page opens without an error box; a batch started on the Batch page shows its progress
     again after visiting other pages; Review accepts/rejects with the keyboard into metadata.csv."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium); "
-                    ".ci/run does this")
-    pytest.importorskip("playwright")
-    from toolkit import dataset
+    require_browser()
     ws, rd = tmp_path / "ws", tmp_path / "recipes"
     ws.mkdir()
     rd.mkdir()
@@ -251,13 +257,7 @@ def click_parts(page, shot: Path) -> list[str]:
 def test_click_parts_on_the_source_selects_them(tmp_path):
     """The Parts picture is a real click target in Chromium: each click puts the part under the
     pointer in the list of the reference being painted, and the result uses those parts as its region."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium); "
-                    ".ci/run does this")
-    pytest.importorskip("playwright")
-    import toolkit
-    from toolkit.parts import segment, shipped
-    from toolkit.sampling import sample_latents
+    require_browser()
     (tmp_path / "ws").mkdir()
     (tmp_path / "recipes").mkdir()
     with app_server(tmp_path / "ws", tmp_path / "recipes") as url, browser_page() as page:
@@ -346,7 +346,6 @@ def make_docs_screenshots(out: Path = ROOT / "docs") -> None:
         page.get_by_text("Review this dataset").wait_for(timeout=120_000)
         time.sleep(1)
         page.screenshot(path=str(out / "app_batch.png"), full_page=True)
-        from toolkit import dataset
         names = list(dataset.read_manifest(ws / "datasets" / "faces64-parts")["file_name"])
         dataset.update_review(ws / "datasets" / "faces64-parts",
                               {n: ("accepted" if i % 3 else "rejected") for i, n in enumerate(names[:12])})
