@@ -37,12 +37,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from . import io as tio
 from . import zoo
 from .checkpoints import CheckpointError, load_state_strict, sha256_file
+from .formats.core import read_tagged_safetensors
 from .recipes.model_info import info_from_zoo
 from .train.data import MaterialCrops
 
@@ -130,15 +130,7 @@ class Judge:
         if not path.is_file():
             raise CheckpointError(f"judge file {path} is missing (it ships with the repository; git checkout it, "
                                   "or retrain it with python -m toolkit.judges train)")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                header = f.metadata() or {}
-                state = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as e:  # noqa: BLE001 - a corrupt or foreign file: say which
-            raise CheckpointError(f"{path}: not a readable safetensors judge file ({type(e).__name__}: {e})") from e
-        if header.get("format") != JUDGE_FORMAT:
-            raise CheckpointError(f"{path}: not a judge file of this toolkit (format {header.get('format')!r}, "
-                                  f"expected {JUDGE_FORMAT!r})")
+        header, state = read_tagged_safetensors(path, JUDGE_FORMAT, "judge")
         meta = json.loads(header["meta"])
         net = JudgeNet(len(meta["class_names"]), int(meta.get("width", 32)))
         load_state_strict(net, state, str(path))

@@ -33,11 +33,11 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 from PIL import Image, ImageDraw
 from safetensors.torch import save_file
 
 from .checkpoints import state_sha256
+from .formats.core import read_tagged_safetensors
 from .part_fit import class_anchors, spherical_kmeans
 from .engine import render_with_features
 from .images import grid, to_uint8
@@ -170,15 +170,11 @@ class PartModel:
         if not path.is_file():
             raise PartModelError(f"part model file {path} does not exist; make one with "
                                  "python -m toolkit parts MODEL --parts K --out FILE")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as e:   # safetensors raises its own error types for corrupt headers
-            raise PartModelError(f"{path} is not a readable safetensors file ({e})") from None
-        if meta.get("format") != FORMAT_TAG or "part_model" not in meta:
-            raise PartModelError(f"{path} is not a part model (no {FORMAT_TAG!r} metadata); "
-                                 "make one with python -m toolkit parts")
+        meta, tensors = read_tagged_safetensors(path, FORMAT_TAG, "part model", error=PartModelError,
+                                                fix="make one with python -m toolkit parts")
+        if "part_model" not in meta:
+            raise PartModelError(f"{path}: no part model metadata; the file is damaged, rebuild it with "
+                                 "python -m toolkit parts")
         d = json.loads(meta["part_model"])
         points = tuple(d["points"])
         missing = [k for k in ["centroids"] + [f"mean.{p}" for p in points] if k not in tensors]

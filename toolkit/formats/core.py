@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy.lib.format as npf
 import torch
+from safetensors import safe_open
 
 
 DEFAULT_MAX_WEIGHTS_BYTES = 4 << 30     # 4 GiB: above every published GAN generator we read
@@ -108,6 +109,30 @@ def check_file_size(path: Path) -> int:
         raise CheckpointError(f"{path}: {size:,} bytes is more than the {limit:,}-byte limit for a weights file "
                               "(set NCT_MAX_WEIGHTS_BYTES to a larger value if you trust this file)")
     return size
+
+
+def read_tagged_safetensors(path: Path, tag: str, what: str, *, fix: str = "",
+                            error: type[Exception] = CheckpointError) -> tuple[dict, dict]:
+    """`(metadata, tensors)` of a small safetensors file this toolkit wrote (a judge, a part model).
+
+    Why one reader: such files are read because a recipe or the zoo names them, so each gets the
+    weights-file size bound, any reading failure becomes `error` naming the file (safetensors raises
+    its own types for corrupt headers), and a file with another `format` tag is refused before its
+    metadata is trusted. `fix` ends the format message with how to make the right file.
+    """
+    try:
+        check_file_size(path)
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except CheckpointError as e:
+        raise error(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - a corrupt or foreign file: say which
+        raise error(f"{path}: not a readable safetensors {what} file ({type(e).__name__}: {e})") from None
+    if meta.get("format") != tag:
+        raise error(f"{path}: not a {what} file of this toolkit (format {meta.get('format')!r}, expected {tag!r})"
+                    + (f"; {fix}" if fix else ""))
+    return meta, tensors
 
 
 def check_zip_bounds(path: Path) -> None:
