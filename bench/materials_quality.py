@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from toolkit import LabelSwap, load_generator, render, sample_latents  # noqa: E402
 from toolkit.images import grid, to_pil  # noqa: E402
 from toolkit.io import atomic_path, atomic_write_text, save_png  # noqa: E402
-from toolkit.judges import JudgeNet  # noqa: E402
+from toolkit.judges import JudgeNet, train_net  # noqa: E402
 from toolkit.train.data import MaterialCrops  # noqa: E402
 
 log = logging.getLogger("materials_quality")
@@ -45,34 +45,6 @@ PALETTE = {"grass": (80, 170, 60), "sand": (230, 210, 140), "rock": (120, 120, 1
 
 # The patch classifier is the terrain64 judge's network (one definition: toolkit.judges).
 PatchClassifier = JudgeNet
-
-
-def random_patches(x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
-    i, j = torch.randint(0, x.shape[-1] - PATCH + 1, (2,), generator=rng).tolist()
-    return x[..., i:i + PATCH, j:j + PATCH]
-
-
-def train_classifier(data: MaterialCrops, steps: int, batch: int = 64, seed: int = 0) -> PatchClassifier:
-    torch.manual_seed(seed)
-    rng = torch.Generator().manual_seed(seed)
-    clf = PatchClassifier(data.n_classes)
-    opt = torch.optim.Adam(clf.parameters(), 2e-3)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=steps)
-    clf.train()
-    for s in range(steps):
-        x, y = data.sample(batch, rng)
-        x = torch.stack([random_patches(xi, rng) for xi in x])
-        # brightness/contrast jitter so that colour alone does not decide (generated colours drift)
-        x = (x * (1 + 0.2 * (torch.rand(batch, 1, 1, 1, generator=rng) - 0.5))
-             + 0.2 * (torch.rand(batch, 1, 1, 1, generator=rng) - 0.5)).clamp(-1, 1)
-        loss = F.cross_entropy(clf(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if (s + 1) % 100 == 0:
-            log.info("classifier step %d/%d loss %.3f", s + 1, steps, loss.item())
-    return clf.eval()
 
 
 @torch.no_grad()
@@ -216,7 +188,7 @@ def main(argv=None) -> int:
         clf.load_state_dict(saved["state"])
         clf.eval()
     else:
-        clf = train_classifier(train_data, args.classifier_steps)
+        clf = train_net(train_data, args.classifier_steps)   # the judge's own training: one recipe
         if cache:
             with atomic_path(cache, make_parents=True) as tmp:
                 torch.save({"steps": args.classifier_steps, "classes": names, "state": clf.state_dict()}, tmp)
