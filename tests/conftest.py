@@ -1,10 +1,26 @@
 """Shared fixtures: tiny seeded models (no download) and the faces64 weights (fetched once, cached)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture
+def app_dirs(tmp_path, monkeypatch):
+    """`(workspace, recipes folder)`: empty folders of this test that the app (and the library's
+    workspace rules) use instead of the user's, and the repository as cwd (st.Page paths and the
+    shipped masks are relative to it). The app never writes into the repository in a test."""
+    ws, rd = tmp_path / "ws", tmp_path / "recipes"
+    ws.mkdir()
+    rd.mkdir()
+    monkeypatch.setenv("NCT_WORKSPACE", str(ws))
+    monkeypatch.setenv("NCT_RECIPES_DIR", str(rd))
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    return ws, rd
 
 
 @pytest.fixture(scope="session")

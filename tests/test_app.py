@@ -32,15 +32,9 @@ TIMEOUT = 90
 
 
 @pytest.fixture(autouse=True)
-def isolated_dirs(tmp_path, monkeypatch):
+def isolated_dirs(app_dirs):
     """Each test gets its own workspace and recipes folder (the app never writes into the repo here)."""
-    ws, rd = tmp_path / "ws", tmp_path / "recipes"
-    ws.mkdir()
-    rd.mkdir()
-    monkeypatch.setenv("NCT_WORKSPACE", str(ws))
-    monkeypatch.setenv("NCT_RECIPES_DIR", str(rd))
-    monkeypatch.chdir(ROOT)   # st.Page paths and the shipped face-part masks are relative to the repo
-    yield ws, rd
+    yield app_dirs
     for job in jobs.all_jobs():           # the run registry is per server process: start each test clean
         job.stop.set()
         if job.thread is not None:

@@ -79,13 +79,8 @@ def test_part_picture_marks_the_picked_parts():
 
 # -- the pages (AppTest) ---------------------------------------------------------------------------
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    (tmp_path / "ws").mkdir()
-    (tmp_path / "recipes").mkdir()
-    monkeypatch.setenv("NCT_WORKSPACE", str(tmp_path / "ws"))
-    monkeypatch.setenv("NCT_RECIPES_DIR", str(tmp_path / "recipes"))
-    monkeypatch.chdir(ROOT)
-    return tmp_path / "ws"
+def isolated(app_dirs):
+    return app_dirs[0]
 
 
 @pytest.fixture(scope="module")

@@ -38,21 +38,17 @@ SIZES = {"a.png": (40, 56), "b.png": (48, 36), "c.png": (32, 32)}
 
 
 @pytest.fixture
-def dirs(tmp_path, monkeypatch):
+def dirs(app_dirs, monkeypatch):
     """A workspace, and a recipes folder holding a tiny photo recipe over three small photos; short
     presets (the real ones take minutes on a CPU) that differ, so their cache files differ."""
-    ws, rd = tmp_path / "ws", tmp_path / "recipes"
-    ws.mkdir()
-    (rd / "photos").mkdir(parents=True)
+    ws, rd = app_dirs
+    (rd / "photos").mkdir()
     rng = np.random.default_rng(0)
     for name, (h, w) in SIZES.items():
         Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(rd / "photos" / name)
     (rd / "tiny-photos.yaml").write_text(RECIPE)
     monkeypatch.setitem(projection.PRESETS, "default", ProjectionSettings(latent_steps=5, feature_steps=5))
     monkeypatch.setitem(projection.PRESETS, "fast", ProjectionSettings(latent_steps=3, feature_steps=3))
-    monkeypatch.setenv("NCT_WORKSPACE", str(ws))
-    monkeypatch.setenv("NCT_RECIPES_DIR", str(rd))
-    monkeypatch.chdir(ROOT)
     return ws, rd
 
 

@@ -187,15 +187,11 @@ edits:
 
 
 # -- the app's Parts mode --------------------------------------------------------------------------
-def test_app_parts_mode_on_both_editors_saves_part_regions(tmp_path, monkeypatch):
+def test_app_parts_mode_on_both_editors_saves_part_regions(app_dirs):
     pytest.importorskip("streamlit.testing.v1")
     from test_app import _save, app, find, messages
     from toolkit.recipes import load_recipe
-    ws, rd = tmp_path / "ws", tmp_path / "recipes"
-    ws.mkdir(), rd.mkdir()
-    monkeypatch.setenv("NCT_WORKSPACE", str(ws))
-    monkeypatch.setenv("NCT_RECIPES_DIR", str(rd))
-    monkeypatch.chdir(__import__("pathlib").Path(__file__).resolve().parent.parent)
+    ws, rd = app_dirs
     # Label swap on terrain64 (its shipped part model): the target's region is parts of the source.
     at = app("pages/label_swap.py", model="terrain64")
     names = ["grass", "sand", "rock", "sky"]

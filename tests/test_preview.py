@@ -61,16 +61,11 @@ def test_blend_preview_equals_batch_variant_0(tiny, tmp_path):
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 
 
-def test_label_swap_page_preview_equals_batch_variant_0(tmp_path, monkeypatch):
+def test_label_swap_page_preview_equals_batch_variant_0(app_dirs, monkeypatch, tmp_path):
     """The page itself: what it shows as "Result" is what the batch writes for variant 0."""
-    from test_app import APP, PALETTE, ROOT, TIMEOUT, strokes
+    from test_app import APP, PALETTE, TIMEOUT, strokes
     from toolkit.ui import widgets as W
-    ws, rd = tmp_path / "ws", tmp_path / "recipes"
-    ws.mkdir()
-    rd.mkdir()
-    monkeypatch.setenv("NCT_WORKSPACE", str(ws))
-    monkeypatch.setenv("NCT_RECIPES_DIR", str(rd))
-    monkeypatch.chdir(ROOT)
+    ws, rd = app_dirs
     shown = []
     real = W.preview
 
@@ -93,6 +88,6 @@ def test_label_swap_page_preview_equals_batch_variant_0(tmp_path, monkeypatch):
     at.text_input(key="swap_recipe_name").input("page-swap")
     at.button(key="FormSubmitter:swap_save-Save recipe").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    path = tmp_path / "ws" / "recipes" / "page-swap.yaml"
+    path = ws / "recipes" / "page-swap.yaml"
     assert load_recipe(path).variant(0).seed == 31
     assert np.array_equal(shown[-1], _batch_variant0(tmp_path, path))

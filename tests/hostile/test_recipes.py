@@ -174,17 +174,12 @@ def test_fixed_mask_regions_stay_cached_random_ones_do_not(tmp_path):
     assert len(r.rasters) == 1           # the fixed mask; the blob of edit 1 changes every variant
 
 
-def test_app_asks_before_replacing_a_recipe(tmp_path, monkeypatch):
+def test_app_asks_before_replacing_a_recipe(app_dirs):
     """"Save as recipe" under an existing name: refused with a message (the file stays as it
     was) until the user ticks "Replace"."""
     from streamlit.testing.v1 import AppTest
-    from test_app import APP, PALETTE, ROOT, TIMEOUT, strokes
-    ws, rd = tmp_path / "ws", tmp_path / "recipes"
-    ws.mkdir()
-    rd.mkdir()
-    monkeypatch.setenv("NCT_WORKSPACE", str(ws))
-    monkeypatch.setenv("NCT_RECIPES_DIR", str(rd))
-    monkeypatch.chdir(ROOT)
+    from test_app import APP, PALETTE, TIMEOUT, strokes
+    ws, rd = app_dirs
     user = ws / "recipes"                     # where the app saves (never the shipped folder)
     user.mkdir()
     (user / "mine.yaml").write_text("# a user's recipe\n")
