@@ -223,6 +223,15 @@ def label_swap_for(variants: list[Variant], per_masks, n_stages: int) -> LabelSw
     return LabelSwap(cls, torch.from_numpy(w).float(), active)
 
 
+def _batch_blend(gen, seeds, classes, masks, strengths, truncation) -> Blend:
+    """One `Blend` over the batch: per variant a reference seed (and class, None for unconditional
+    models), its composited `[R, R]` mask and its strength(s)."""
+    zr = sample_latents(gen, seeds, truncation)
+    yr = None if classes is None else torch.tensor(classes, device=gen.device)
+    mask = torch.from_numpy(np.stack(masks)).float()
+    return Blend(zr, mask, torch.tensor(strengths, dtype=torch.float32), yr)
+
+
 def swap_reference_blends(gen, variants: list[Variant], per_masks, truncation=None) -> list[Blend]:
     """One `Blend` per label swap with a `reference`: a sample of the swap's target class (the reference's
     seed) blended into the swap's region (composited among the swaps, as `label_swap_for` does) at the
@@ -240,11 +249,8 @@ def swap_reference_blends(gen, variants: list[Variant], per_masks, truncation=No
         if variants[0].edits[j].reference is None:
             continue
         edits = [v.edits[j] for v in variants]
-        zr = sample_latents(gen, [e.reference.seed for e in edits], truncation)
-        yr = torch.tensor([e.to_id for e in edits], device=gen.device)
-        mask = torch.from_numpy(np.stack([m[n] for m in sm])).float()
-        strength = torch.tensor([e.reference_strength for e in edits], dtype=torch.float32)
-        blends.append(Blend(zr, mask, strength, yr))
+        blends.append(_batch_blend(gen, [e.reference.seed for e in edits], [e.to_id for e in edits],
+                                   [m[n] for m in sm], [e.reference_strength for e in edits], truncation))
     return blends
 
 
@@ -259,11 +265,8 @@ def blends_for(gen, variants: list[Variant], per_masks, truncation=None) -> list
     bm = [composite([ms[j] for j in idx]) for ms in per_masks]
     for n, j in enumerate(idx):
         refs = [v.edits[j].reference for v in variants]
-        zr = sample_latents(gen, [r.seed for r in refs], truncation)
-        yr = torch.tensor([r.class_id for r in refs], device=gen.device) if gen.n_classes else None
-        mask = torch.from_numpy(np.stack([m[n] for m in bm])).float()
-        strength = torch.tensor([v.edits[j].strength for v in variants], dtype=torch.float32)
-        blends.append(Blend(zr, mask, strength, yr))
+        blends.append(_batch_blend(gen, [r.seed for r in refs], [r.class_id for r in refs] if gen.n_classes else None,
+                                   [m[n] for m in bm], [v.edits[j].strength for v in variants], truncation))
     return blends
 
 
